@@ -1,0 +1,372 @@
+//! Drawing one SynthCUB image: a cluttered background, a bird made of signed-distance shapes in
+//! its own frame (x towards the beak, y down, unit = the bird's scale), optional foreground
+//! branches, and from the same shapes an exact soft mask and the 15 CUB part locations.
+
+use rand::{Rng, rngs::StdRng};
+
+use super::classes::{Attributes, Beak, PALETTE, Tail, WingPattern};
+use crate::dataset::PartLoc;
+
+type V2 = (f32, f32);
+
+fn sub(a: V2, b: V2) -> V2 {
+    (a.0 - b.0, a.1 - b.1)
+}
+fn dot(a: V2, b: V2) -> f32 {
+    a.0 * b.0 + a.1 * b.1
+}
+fn len(a: V2) -> f32 {
+    dot(a, a).sqrt()
+}
+
+/// Signed distance to a circle (negative inside).
+fn circle(p: V2, c: V2, r: f32) -> f32 {
+    len(sub(p, c)) - r
+}
+
+/// Approximate signed distance to an axis-aligned ellipse: exact on the axes, good enough for a
+/// one-pixel anti-aliasing ramp elsewhere.
+fn ellipse(p: V2, c: V2, r: V2) -> f32 {
+    let q = sub(p, c);
+    let k = len((q.0 / r.0, q.1 / r.1));
+    (k - 1.0) * r.0.min(r.1)
+}
+
+/// Signed distance to a capsule (segment a–b of half-width `w`).
+fn capsule(p: V2, a: V2, b: V2, w: f32) -> f32 {
+    let (pa, ba) = (sub(p, a), sub(b, a));
+    let t = (dot(pa, ba) / dot(ba, ba)).clamp(0.0, 1.0);
+    len(sub(pa, (ba.0 * t, ba.1 * t))) - w
+}
+
+/// Signed distance to a convex polygon given counter- or clockwise: max over edges of the
+/// distance to the edge's line (exact inside and along edges).
+fn convex(p: V2, pts: &[V2]) -> f32 {
+    let n = pts.len();
+    let area: f32 = (0..n)
+        .map(|i| {
+            let (a, b) = (pts[i], pts[(i + 1) % n]);
+            a.0 * b.1 - b.0 * a.1
+        })
+        .sum();
+    let sign = if area > 0.0 { 1.0 } else { -1.0 };
+    (0..n)
+        .map(|i| {
+            let (a, b) = (pts[i], pts[(i + 1) % n]);
+            let e = sub(b, a);
+            let normal = (e.1 * sign, -e.0 * sign); // outward
+            dot(sub(p, a), normal) / len(normal)
+        })
+        .fold(f32::MIN, f32::max)
+}
+
+/// Coverage of a pixel by a shape whose signed distance in pixels is `d`, over a ramp `width`
+/// pixels wide.
+fn cover(d: f32, width: f32) -> f32 {
+    (0.5 - d / width).clamp(0.0, 1.0)
+}
+
+fn mix(a: [f32; 3], b: [f32; 3], t: f32) -> [f32; 3] {
+    [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t]
+}
+fn scale(c: [f32; 3], k: f32) -> [f32; 3] {
+    [c[0] * k, c[1] * k, c[2] * k]
+}
+fn rgb(c: [u8; 3]) -> [f32; 3] {
+    [c[0] as f32, c[1] as f32, c[2] as f32]
+}
+
+/// Integer hash → [−1, 1], for pixel noise independent of evaluation order.
+fn noise(x: u32, y: u32, seed: u64) -> f32 {
+    let mut h = (x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (y as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+        ^ seed;
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    h ^= h >> 33;
+    (h & 0xFFFF) as f32 / 32767.5 - 1.0
+}
+
+/// A filled ellipse or a branch of the background or foreground.
+#[derive(Debug, Clone)]
+enum Blob {
+    Ellipse { c: V2, r: V2, colour: [f32; 3] },
+    Branch { a: V2, b: V2, w: f32, colour: [f32; 3] },
+}
+
+impl Blob {
+    fn sdf(&self, p: V2) -> f32 {
+        match *self {
+            Blob::Ellipse { c, r, .. } => ellipse(p, c, r),
+            Blob::Branch { a, b, w, .. } => capsule(p, a, b, w),
+        }
+    }
+    fn colour(&self) -> [f32; 3] {
+        match *self {
+            Blob::Ellipse { colour, .. } | Blob::Branch { colour, .. } => colour,
+        }
+    }
+}
+
+/// Everything random about one image, drawn up front so rendering is a pure function.
+#[derive(Debug, Clone)]
+pub struct Scene {
+    /// Image width.
+    pub width: u32,
+    /// Image height.
+    pub height: u32,
+    attrs: Attributes,
+    sky: [f32; 3],
+    ground: [f32; 3],
+    background: Vec<Blob>,
+    foreground: Vec<Blob>,
+    centre: V2,
+    scale: f32,
+    angle: f32,
+    facing_left: bool,
+    light: f32,
+    /// Whether the image is written as greyscale.
+    pub greyscale: bool,
+    noise_seed: u64,
+}
+
+/// The rendered image, its soft mask and its parts.
+pub struct Rendered {
+    /// RGB bytes, row-major.
+    pub rgb: Vec<u8>,
+    /// Soft mask 0–255 in steps of 51 (five simulated annotators), row-major.
+    pub mask: Vec<u8>,
+    /// The 15 parts in id order; invisible ones at (0, 0) as in CUB.
+    pub parts: Vec<PartLoc>,
+}
+
+fn palette_colour(rng: &mut StdRng) -> [f32; 3] {
+    let base = rgb(PALETTE[rng.random_range(0..PALETTE.len())].1);
+    // Muted towards grey by a random amount, so backgrounds overlap bird colours without copying them.
+    mix(base, [128.0; 3], rng.random_range(0.0..0.5))
+}
+
+/// The bird's extent from its centre, in bird units (tail tip to beak tip, crown to feet).
+const BIRD_RADIUS: f32 = 2.1;
+
+impl Scene {
+    /// Draw a random scene of the given size for a class.
+    pub fn sample(attrs: Attributes, width: u32, height: u32, rng: &mut StdRng) -> Scene {
+        let (w, h) = (width as f32, height as f32);
+        let side = w.min(h);
+        let scale = side * rng.random_range(0.09..0.2);
+        let margin = (BIRD_RADIUS * scale).min(w / 2.0).min(h / 2.0);
+        let centre = (rng.random_range(margin..=w - margin), rng.random_range(margin..=h - margin));
+        let mut background = Vec::new();
+        for _ in 0..rng.random_range(15..40) {
+            let r = (side * rng.random_range(0.03..0.25), side * rng.random_range(0.03..0.25));
+            let c = (rng.random_range(0.0..w), rng.random_range(0.0..h));
+            background.push(Blob::Ellipse { c, r, colour: palette_colour(rng) });
+        }
+        let bark =
+            |rng: &mut StdRng| mix([92.0, 64.0, 40.0], [60.0; 3], rng.random_range(0.0..0.6));
+        for _ in 0..rng.random_range(2..6) {
+            let a = (rng.random_range(-0.2 * w..1.2 * w), rng.random_range(0.0..h));
+            let b = (rng.random_range(-0.2 * w..1.2 * w), rng.random_range(0.0..h));
+            background.push(Blob::Branch {
+                a,
+                b,
+                w: side * rng.random_range(0.01..0.03),
+                colour: bark(rng),
+            });
+        }
+        // Foreground branches cross the bird's region (partial occlusion) in about a third of images.
+        let mut foreground = Vec::new();
+        if rng.random_bool(0.35) {
+            let t: f32 = rng.random_range(0.0..std::f32::consts::PI);
+            let through = (
+                centre.0 + scale * rng.random_range(-1.2..1.2),
+                centre.1 + scale * rng.random_range(-0.6..0.8),
+            );
+            let d = (t.cos() * 2.0 * w, t.sin() * 2.0 * w);
+            foreground.push(Blob::Branch {
+                a: sub(through, d),
+                b: (through.0 + d.0, through.1 + d.1),
+                w: scale * rng.random_range(0.06..0.16),
+                colour: bark(rng),
+            });
+        }
+        Scene {
+            width,
+            height,
+            attrs,
+            sky: palette_colour(rng),
+            ground: palette_colour(rng),
+            background,
+            foreground,
+            centre,
+            scale,
+            angle: rng.random_range(-0.45..0.45),
+            facing_left: rng.random_bool(0.5),
+            light: rng.random_range(0.85..1.15),
+            greyscale: rng.random_bool(0.02),
+            noise_seed: rng.random(),
+        }
+    }
+
+    /// Whether a foreground branch crosses the bird's region.
+    pub fn occluded(&self) -> bool {
+        !self.foreground.is_empty()
+    }
+
+    /// World (pixel) → bird frame.
+    fn to_bird(&self, p: V2) -> V2 {
+        let q = sub(p, self.centre);
+        let (s, c) = self.angle.sin_cos();
+        let (x, y) = ((q.0 * c + q.1 * s) / self.scale, (-q.0 * s + q.1 * c) / self.scale);
+        (if self.facing_left { -x } else { x }, y)
+    }
+
+    /// Bird frame → world (pixel).
+    fn to_world(&self, b: V2) -> V2 {
+        let x = if self.facing_left { -b.0 } else { b.0 };
+        let (s, c) = self.angle.sin_cos();
+        let (x, y) = (x * self.scale, b.1 * self.scale);
+        (self.centre.0 + x * c - y * s, self.centre.1 + x * s + y * c)
+    }
+
+    fn beak_len(&self) -> f32 {
+        match self.attrs.beak {
+            Beak::Short => 0.22,
+            Beak::Medium => 0.45,
+            Beak::Long => 0.78,
+        }
+    }
+
+    /// The bird's shapes, back to front: (signed distance in bird units, colour).
+    fn bird_layers(&self, p: V2) -> [(f32, [f32; 3]); 10] {
+        let body = scale(rgb(PALETTE[self.attrs.body].1), self.light);
+        let head = scale(rgb(PALETTE[self.attrs.head].1), self.light);
+        let dark = scale(body, 0.62);
+        let pale = mix(body, [235.0; 3], 0.45);
+        let leg = [55.0, 45.0, 40.0];
+        let tail = match self.attrs.tail {
+            Tail::Fan => convex(p, &[(-0.8, -0.18), (-0.8, 0.1), (-1.8, 0.45), (-1.85, -0.5)]),
+            Tail::Forked => capsule(p, (-0.8, -0.06), (-1.85, -0.5), 0.1).min(capsule(
+                p,
+                (-0.8, -0.02),
+                (-1.85, 0.38),
+                0.1,
+            )),
+            Tail::Pointed => convex(p, &[(-0.8, -0.18), (-0.8, 0.1), (-1.95, -0.05)]),
+            Tail::Square => convex(p, &[(-0.8, -0.2), (-0.8, 0.13), (-1.6, 0.13), (-1.6, -0.2)]),
+        };
+        // The wing, in its own frame: u along its length (−1 at the tip, towards the tail).
+        let (wc, wr) = ((-0.2, -0.08), (0.75, 0.36));
+        let wing_d = ellipse(p, wc, wr);
+        let (u, v) = ((p.0 - wc.0) / wr.0, (p.1 - wc.1) / wr.1);
+        let wing_colour = match self.attrs.wing {
+            WingPattern::Plain => dark,
+            WingPattern::Barred if (u * 3.5).rem_euclid(1.0) < 0.38 => pale,
+            WingPattern::Spotted
+                if len(((u * 3.0).rem_euclid(1.0) - 0.5, (v * 1.6).rem_euclid(1.0) - 0.5))
+                    < 0.28 =>
+            {
+                pale
+            }
+            WingPattern::Tipped if u < -0.35 => [25.0, 25.0, 30.0],
+            _ => dark,
+        };
+        let bl = self.beak_len();
+        [
+            (capsule(p, (-0.15, 0.5), (-0.08, 1.05), 0.05), scale(leg, 0.8)),
+            (tail, dark),
+            (ellipse(p, (0.0, 0.0), (1.0, 0.62)), body),
+            (ellipse(p, (0.15, 0.33), (0.72, 0.3)).max(ellipse(p, (0.0, 0.0), (1.0, 0.62))), pale),
+            (wing_d, wing_colour),
+            (capsule(p, (0.15, 0.5), (0.22, 1.05), 0.05), leg),
+            (circle(p, (0.95, -0.55), 0.4), head),
+            (circle(p, (1.1, -0.62), 0.11), [235.0; 3]),
+            (circle(p, (1.1, -0.62), 0.065), [10.0; 3]),
+            (convex(p, &[(1.26, -0.64), (1.26, -0.42), (1.3 + bl, -0.53)]), [70.0, 58.0, 40.0]),
+        ]
+    }
+
+    /// The 15 CUB parts in the bird frame, and whether each is on the near side.
+    fn part_points(&self) -> [(V2, bool); 15] {
+        let near_left = !self.facing_left; // a bird facing right shows its left side
+        let bl = self.beak_len();
+        [
+            ((-0.2, -0.5), true),            // 1 back
+            ((1.3 + bl * 0.5, -0.53), true), // 2 beak
+            ((0.0, 0.45), true),             // 3 belly
+            ((0.62, 0.2), true),             // 4 breast
+            ((0.95, -0.9), true),            // 5 crown
+            ((1.24, -0.8), true),            // 6 forehead
+            ((1.1, -0.62), near_left),       // 7 left eye
+            ((0.2, 0.95), true),             // 8 left leg
+            ((-0.2, -0.08), near_left),      // 9 left wing
+            ((0.6, -0.8), true),             // 10 nape
+            ((1.1, -0.62), !near_left),      // 11 right eye
+            ((-0.1, 0.95), true),            // 12 right leg
+            ((-0.2, -0.08), !near_left),     // 13 right wing
+            ((-1.4, -0.05), true),           // 14 tail
+            ((1.12, -0.22), true),           // 15 throat
+        ]
+    }
+
+    /// Render the scene.
+    pub fn render(&self) -> Rendered {
+        let (w, h) = (self.width, self.height);
+        let n = (w * h) as usize;
+        let mut rgb_out = Vec::with_capacity(3 * n);
+        let mut mask = Vec::with_capacity(n);
+        let mut occlusion = Vec::with_capacity(n);
+        let reach = (BIRD_RADIUS + 0.3) * self.scale;
+        for j in 0..h {
+            for i in 0..w {
+                let p = (i as f32 + 0.5, j as f32 + 0.5);
+                let t = j as f32 / h as f32;
+                let mut c = mix(self.sky, self.ground, t);
+                for b in &self.background {
+                    c = mix(c, b.colour(), cover(b.sdf(p), 1.0));
+                }
+                let mut bird = 0.0;
+                if len(sub(p, self.centre)) < reach {
+                    let q = self.to_bird(p);
+                    let mut union = f32::MAX;
+                    for (d, colour) in self.bird_layers(q) {
+                        let d = d * self.scale; // bird units → pixels
+                        c = mix(c, colour, cover(d, 1.0));
+                        union = union.min(d);
+                    }
+                    // Annotators disagree by a few pixels: a 3-pixel ramp.
+                    bird = cover(union, 3.0);
+                }
+                let mut occ: f32 = 0.0;
+                for b in &self.foreground {
+                    let k = cover(b.sdf(p), 1.0);
+                    c = mix(c, b.colour(), k);
+                    occ = occ.max(k);
+                }
+                let grain = 7.0 * noise(i, j, self.noise_seed);
+                rgb_out.extend(c.map(|v| (v + grain).round().clamp(0.0, 255.0) as u8));
+                // Five simulated annotators: soft values in steps of 51, as in CUB's masks.
+                mask.push(((bird * (1.0 - occ) * 5.0).round() * 51.0) as u8);
+                occlusion.push(occ);
+            }
+        }
+        let parts = self
+            .part_points()
+            .iter()
+            .enumerate()
+            .map(|(k, &(b, near))| {
+                let (x, y) = self.to_world(b);
+                let inside = x >= 0.0 && y >= 0.0 && x < w as f32 && y < h as f32;
+                let visible = near && inside && occlusion[(y as u32 * w + x as u32) as usize] < 0.5;
+                let (x, y) = if visible {
+                    ((x * 10.0).round() / 10.0, (y * 10.0).round() / 10.0)
+                } else {
+                    (0.0, 0.0)
+                };
+                PartLoc { part_id: k as u32 + 1, x, y, visible }
+            })
+            .collect();
+        Rendered { rgb: rgb_out, mask, parts }
+    }
+}

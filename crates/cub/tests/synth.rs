@@ -1,0 +1,73 @@
+//! SynthCUB: byte-for-byte determinism and the class table.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use embcam_cub::synth::{SynthConfig, generate, read_discriminative_parts};
+use indicatif::ProgressBar;
+use sha2::{Digest, Sha256};
+
+/// Path → SHA-256 of every file under `dir`.
+fn tree_hash(dir: &Path) -> BTreeMap<String, String> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                let digest = Sha256::digest(std::fs::read(&p).unwrap());
+                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                out.insert(p.strip_prefix(base).unwrap().display().to_string(), hex);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn make(dir: &Path, seed: u64, threads: usize) -> BTreeMap<String, String> {
+    let cfg = SynthConfig { classes: 4, images_per_class: 5, min_side: 64, max_side: 96, seed };
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    pool.install(|| generate(dir, &cfg, &ProgressBar::hidden())).unwrap();
+    tree_hash(dir)
+}
+
+#[test]
+fn same_seed_same_bytes_whatever_the_threads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = make(&tmp.path().join("a"), 11, 1);
+    let b = make(&tmp.path().join("b"), 11, 3);
+    assert_eq!(a.len(), 20 * 2 + 9, "20 images, 20 masks, 9 index/side files");
+    assert_eq!(a, b);
+    let c = make(&tmp.path().join("c"), 12, 2);
+    assert_ne!(a, c);
+}
+
+#[test]
+fn refuses_to_overwrite_and_leaves_no_partial_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("d");
+    make(&out, 1, 2);
+    let cfg = SynthConfig { classes: 2, images_per_class: 1, min_side: 64, max_side: 64, seed: 1 };
+    let err = generate(&out, &cfg, &ProgressBar::hidden()).unwrap_err().to_string();
+    assert!(err.contains("already exists"), "{err}");
+    let bad = SynthConfig { classes: 1, ..cfg };
+    assert!(generate(&tmp.path().join("e"), &bad, &ProgressBar::hidden()).is_err());
+    let names: Vec<_> =
+        std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 1, "no partial folders left: {names:?}");
+}
+
+#[test]
+fn class_table_names_a_discriminative_part_per_class() {
+    let tmp = tempfile::tempdir().unwrap();
+    make(&tmp.path().join("s"), 5, 2);
+    let parts = read_discriminative_parts(&tmp.path().join("s/CUB_200_2011")).unwrap().unwrap();
+    assert_eq!(parts.len(), 4);
+    assert!(parts.iter().all(|&(_, p)| [2, 5, 9, 14].contains(&p)));
+    // Pairs share their distinguishing part.
+    assert_eq!(parts[0].1, parts[1].1);
+    assert_eq!(parts[2].1, parts[3].1);
+    assert_eq!(read_discriminative_parts(tmp.path()).unwrap(), None);
+}

@@ -1,0 +1,7 @@
+//! Integration tests of the data layer, on SynthCUB datasets generated in temp dirs.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod fixture;
+mod malformed;
+mod roundtrip;
+mod synth;

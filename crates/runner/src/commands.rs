@@ -1,0 +1,91 @@
+//! What each subcommand does.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use embcam_cub::synth::{SynthConfig, generate};
+
+use crate::cli::{Cli, Command, SynthArgs, ValidateArgs};
+use crate::progress::bar;
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Synth(a) => synth(a),
+        Command::Validate(a) => validate(a),
+    }
+}
+
+fn synth(a: SynthArgs) -> Result<()> {
+    let cfg = SynthConfig {
+        classes: a.classes,
+        images_per_class: a.images_per_class,
+        min_side: a.min_side,
+        max_side: a.max_side,
+        seed: a.seed,
+    };
+    let (root, seg) = (a.out.join("CUB_200_2011"), a.out.join("segmentations"));
+    if !a.force && cfg.made_at(&a.out) {
+        println!(
+            "{} already holds this SynthCUB (same settings and seed); validating it",
+            a.out.display()
+        );
+        return check(&root, Some(&seg));
+    }
+    if a.force && a.out.exists() {
+        std::fs::remove_dir_all(&a.out)
+            .with_context(|| format!("removing the old dataset at {}", a.out.display()))?;
+    }
+    let pb = bar("generating");
+    let s = generate(&a.out, &cfg, &pb).with_context(|| {
+        format!(
+            "generating SynthCUB in {} (use --force to replace a different one)",
+            a.out.display()
+        )
+    })?;
+    pb.finish_and_clear();
+    println!(
+        "wrote {} images ({} greyscale, {} partly occluded) to {}",
+        s.images,
+        s.greyscale,
+        s.occluded,
+        a.out.display()
+    );
+    check(&s.root, Some(&s.segmentations))
+}
+
+fn validate(a: ValidateArgs) -> Result<()> {
+    let root = dataset_root(&a.root)?;
+    let seg = a.segmentations.or_else(|| {
+        let beside = root.parent()?.join("segmentations");
+        beside.is_dir().then_some(beside)
+    });
+    check(&root, seg.as_deref())
+}
+
+/// Accept either the `CUB_200_2011` folder or a folder that contains it.
+fn dataset_root(path: &Path) -> Result<PathBuf> {
+    if path.join("images.txt").is_file() {
+        return Ok(path.to_path_buf());
+    }
+    let inner = path.join("CUB_200_2011");
+    if inner.join("images.txt").is_file() {
+        return Ok(inner);
+    }
+    bail!(
+        "{} holds no images.txt (nor CUB_200_2011/images.txt); point at the extracted \
+         CUB_200_2011 folder, or make a synthetic one with `embcam synth` (see datasets/README.md)",
+        path.display()
+    )
+}
+
+fn check(root: &Path, seg: Option<&Path>) -> Result<()> {
+    let pb = bar("validating");
+    let report = embcam_cub::validate(root, seg, &pb);
+    pb.finish_and_clear();
+    println!("{}:\n{report}", root.display());
+    if !report.is_ok() {
+        bail!("{} has {} problem(s), listed above", root.display(), report.problems.len());
+    }
+    Ok(())
+}

@@ -1,0 +1,63 @@
+# EmbeddingCAM harness. `just` lists the recipes; plain cargo does everything too (see README.md).
+# Cheapest checks first.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+default:
+    @just --list
+
+# --- checks -------------------------------------------------------------------
+
+# Format the code.
+[group('check')]
+fmt:
+    cargo fmt --all
+
+# Lint everything, warnings are errors (what CI runs).
+[group('check')]
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# The test suite (the README's test command).
+[group('check')]
+test:
+    cargo test --workspace --locked
+
+# What CI runs: fmt, clippy, tests.
+[group('check')]
+ci:
+    bash .ci/run
+
+alias t := test
+alias l := lint
+
+# --- data ---------------------------------------------------------------------
+
+# Generate and validate a SynthCUB dataset (the README's main command).
+[group('data')]
+synth out="datasets/synthcub" classes="20" per_class="40" seed="0":
+    cargo run --release --locked -p embcam -- synth {{out}} --classes {{classes}} --images-per-class {{per_class}} --seed {{seed}}
+
+# Validate a dataset folder (real CUB-200-2011 or SynthCUB).
+[group('data')]
+validate root="datasets/CUB_200_2011":
+    cargo run --release --locked -p embcam -- validate {{root}}
+
+# The quickstart: for now, generating and validating SynthCUB.
+[group('data')]
+quickstart: synth
+
+alias q := quickstart
+
+# --- benchmarks ---------------------------------------------------------------
+
+# Every benchmark (criterion); record the figures in results/.
+[group('bench')]
+bench:
+    cargo bench --workspace --locked
+
+# Decode + resize throughput of the data layer.
+[group('bench')]
+bench-data:
+    cargo bench -p embcam-cub --bench decode --locked
