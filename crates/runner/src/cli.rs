@@ -26,6 +26,28 @@ pub enum Command {
     ///
     /// Example: `embcam validate datasets/CUB_200_2011 --segmentations datasets/segmentations`
     Validate(ValidateArgs),
+    /// Run an experiment file end to end: data, training, heatmaps, metrics, tables, plots.
+    ///
+    /// Stages are cached by the configuration parts that feed them: a second run (or an ablation
+    /// over CAM settings) reuses what it can. Each run gets a new folder
+    /// `<output>/<name>/runs/run-NNN/`; nothing is overwritten.
+    ///
+    /// Example: `embcam run experiments/quickstart.toml`
+    Run(RunArgs),
+    /// Only the data and training stages of an experiment file (cached like `run`).
+    ///
+    /// Example: `embcam train experiments/quickstart.toml`
+    Train(RunArgs),
+}
+
+/// `embcam run` and `embcam train`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The experiment file (TOML; keys in experiments/README.md).
+    pub experiment: PathBuf,
+    /// Recompute every stage instead of reusing cached results.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `embcam synth`.

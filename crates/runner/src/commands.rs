@@ -7,12 +7,15 @@ use embcam_cub::synth::{SynthConfig, generate};
 
 use crate::cli::{Cli, Command, SynthArgs, ValidateArgs};
 use crate::progress::bar;
+use crate::run::Until;
 
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Synth(a) => synth(a),
         Command::Validate(a) => validate(a),
+        Command::Run(a) => crate::run::run(&a.experiment, a.force, Until::Report).map(drop),
+        Command::Train(a) => crate::run::run(&a.experiment, a.force, Until::Train).map(drop),
     }
 }
 

@@ -1,0 +1,628 @@
+//! Experiment files: TOML → raw serde structs (`deny_unknown_fields`, explicit defaults) →
+//! grid expansion → validated [`Experiment`]s (one per grid cell and seed).
+//!
+//! Every key, its default and its meaning are listed in `experiments/README.md`. A typo is an
+//! error that names the key and the file. A `[grid]` table maps dotted keys to lists; the run is
+//! the cartesian product of the lists, each cell repeated for every seed in `seeds`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail, ensure};
+use serde::{Deserialize, Serialize};
+
+/// The whole file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentFile {
+    /// Name of the experiment (results go to `<output.dir>/<name>/`); default: the file's stem.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Seeds: each grid cell runs once per seed (the seed drives initialisation, sampling and
+    /// augmentation). Default `[0]`.
+    #[serde(default = "default_seeds")]
+    pub seeds: Vec<u64>,
+    /// Dataset and split.
+    pub dataset: DatasetSection,
+    /// The network.
+    #[serde(default)]
+    pub model: ModelSection,
+    /// Training.
+    #[serde(default)]
+    pub train: TrainSection,
+    /// Explanations.
+    #[serde(default)]
+    pub cam: CamSection,
+    /// Scoring.
+    #[serde(default)]
+    pub eval: EvalSection,
+    /// Where results go.
+    #[serde(default)]
+    pub output: OutputSection,
+    /// Ablation grid: dotted key → list of values.
+    #[serde(default)]
+    pub grid: BTreeMap<String, Vec<toml::Value>>,
+}
+
+fn default_seeds() -> Vec<u64> {
+    vec![0]
+}
+
+/// `[dataset]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSection {
+    /// `synth` (generate SynthCUB at `path` if absent) or `cub` (real CUB-200-2011 at `path`).
+    pub kind: DatasetKind,
+    /// For `synth`: the folder to generate into (holding `CUB_200_2011/`); for `cub`: the
+    /// `CUB_200_2011` folder. Relative paths are relative to the working directory.
+    pub path: PathBuf,
+    /// The segmentation root; default `segmentations/` beside the `CUB_200_2011` folder.
+    #[serde(default)]
+    pub segmentations: Option<PathBuf>,
+    /// `class-disjoint` (default) or `official`.
+    #[serde(default = "default_split")]
+    pub split: String,
+    /// Keep only the first N classes.
+    #[serde(default)]
+    pub max_classes: Option<usize>,
+    /// Keep at most M images per class.
+    #[serde(default)]
+    pub max_per_class: Option<usize>,
+    /// Model input side in pixels.
+    #[serde(default = "default_image_size")]
+    pub image_size: u32,
+    /// Evaluation transform: `squash` (whole image, default) or `center-crop`.
+    #[serde(default = "default_eval_transform")]
+    pub eval_transform: String,
+    /// SynthCUB settings (`kind = "synth"` only).
+    #[serde(default)]
+    pub synth: Option<SynthSection>,
+}
+
+fn default_split() -> String {
+    "class-disjoint".into()
+}
+fn default_image_size() -> u32 {
+    96
+}
+fn default_eval_transform() -> String {
+    "squash".into()
+}
+
+/// Dataset kinds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetKind {
+    /// Generated SynthCUB.
+    Synth,
+    /// Real CUB-200-2011.
+    Cub,
+}
+
+/// `[dataset.synth]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SynthSection {
+    /// Classes.
+    #[serde(default = "default_synth_classes")]
+    pub classes: u32,
+    /// Images per class.
+    #[serde(default = "default_synth_per_class")]
+    pub images_per_class: u32,
+    /// Smallest long side.
+    #[serde(default = "default_min_side")]
+    pub min_side: u32,
+    /// Largest long side.
+    #[serde(default = "default_max_side")]
+    pub max_side: u32,
+    /// Generator seed (independent of the experiment's seeds: the data stays fixed).
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_synth_classes() -> u32 {
+    20
+}
+fn default_synth_per_class() -> u32 {
+    40
+}
+fn default_min_side() -> u32 {
+    160
+}
+fn default_max_side() -> u32 {
+    256
+}
+
+impl Default for SynthSection {
+    fn default() -> Self {
+        SynthSection {
+            classes: default_synth_classes(),
+            images_per_class: default_synth_per_class(),
+            min_side: default_min_side(),
+            max_side: default_max_side(),
+            seed: 0,
+        }
+    }
+}
+
+/// `[model]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// `small-cnn`, `resnet18`, `resnet34` or `resnet50`.
+    #[serde(default = "default_backbone")]
+    pub backbone: String,
+    /// `embedding` (triplet loss) or `classifier` (softmax cross-entropy; Grad-CAM comparison).
+    #[serde(default = "default_head")]
+    pub head: String,
+    /// Embedding dimension `d`.
+    #[serde(default = "default_dim")]
+    pub embedding_dim: usize,
+    /// Whether the network L2-normalises its output.
+    #[serde(default = "yes")]
+    pub l2_normalize: bool,
+    /// Pretrained backbone weights (torchvision `.pth` or `.safetensors`).
+    #[serde(default)]
+    pub pretrained: Option<PathBuf>,
+    /// `flex` (default), `tch-cpu` or `tch-cuda`.
+    #[serde(default = "default_device")]
+    pub device: String,
+}
+
+fn default_backbone() -> String {
+    "small-cnn".into()
+}
+fn default_head() -> String {
+    "embedding".into()
+}
+fn default_dim() -> usize {
+    64
+}
+fn yes() -> bool {
+    true
+}
+fn default_device() -> String {
+    "flex".into()
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        ModelSection {
+            backbone: default_backbone(),
+            head: default_head(),
+            embedding_dim: default_dim(),
+            l2_normalize: true,
+            pretrained: None,
+            device: default_device(),
+        }
+    }
+}
+
+/// `[train]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSection {
+    /// Epochs.
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    /// Triplet mining: `all`, `semi-hard` or `batch-hard`.
+    #[serde(default = "default_mining")]
+    pub mining: String,
+    /// Triplet margin.
+    #[serde(default = "default_margin")]
+    pub margin: f32,
+    /// Classes per batch (P of P×K).
+    #[serde(default = "default_p")]
+    pub p: usize,
+    /// Images per class per batch (K of P×K).
+    #[serde(default = "default_k")]
+    pub k: usize,
+    /// `adam` or `sgd`.
+    #[serde(default = "default_optimizer")]
+    pub optimizer: String,
+    /// Learning rate.
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    /// Weight decay.
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// SGD momentum.
+    #[serde(default = "default_momentum")]
+    pub momentum: f64,
+    /// `cosine`, `step` or `constant`.
+    #[serde(default = "default_schedule")]
+    pub schedule: String,
+}
+
+fn default_epochs() -> usize {
+    8
+}
+fn default_mining() -> String {
+    "semi-hard".into()
+}
+fn default_margin() -> f32 {
+    0.2
+}
+fn default_p() -> usize {
+    8
+}
+fn default_k() -> usize {
+    4
+}
+fn default_optimizer() -> String {
+    "adam".into()
+}
+fn default_lr() -> f64 {
+    1e-3
+}
+fn default_momentum() -> f64 {
+    0.9
+}
+fn default_schedule() -> String {
+    "cosine".into()
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        TrainSection {
+            epochs: default_epochs(),
+            mining: default_mining(),
+            margin: default_margin(),
+            p: default_p(),
+            k: default_k(),
+            optimizer: default_optimizer(),
+            lr: default_lr(),
+            weight_decay: 0.0,
+            momentum: default_momentum(),
+            schedule: default_schedule(),
+        }
+    }
+}
+
+/// `[cam]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CamSection {
+    /// CAM methods: `embeddingcam` (Grad-CAM on the proxy score), `gradcam++`, `hirescam`,
+    /// `xgradcam`, `layercam`, `scorecam`, `eigencam`.
+    #[serde(default = "default_methods")]
+    pub methods: Vec<String>,
+    /// Proxies: `normalized-mean`, `single-point`, `predicted-class`, `knn`, `wrong-class`.
+    #[serde(default = "default_proxies")]
+    pub proxies: Vec<String>,
+    /// Stages to explain; default: the backbone's last stage.
+    #[serde(default)]
+    pub stages: Vec<String>,
+    /// Score on the embedding before (`pre-l2`, the paper) or after (`post-l2`) L2 normalisation.
+    #[serde(default = "default_target")]
+    pub target: String,
+    /// Leave the query image out of its class's normalized-mean proxy.
+    #[serde(default)]
+    pub leave_one_out: bool,
+    /// Use at most this many images per class in the normalized-mean proxy (all by default).
+    #[serde(default)]
+    pub proxy_images_per_class: Option<usize>,
+    /// k of the k-nearest-neighbour proxy.
+    #[serde(default = "default_knn")]
+    pub knn: usize,
+    /// Use the closed form where it applies (last stage, GAP → linear head).
+    #[serde(default = "yes")]
+    pub closed_form: bool,
+    /// Images in the overlay gallery.
+    #[serde(default = "default_gallery")]
+    pub gallery: usize,
+    /// Batch size for explaining.
+    #[serde(default = "default_cam_batch")]
+    pub batch_size: usize,
+}
+
+fn default_methods() -> Vec<String> {
+    vec!["embeddingcam".into()]
+}
+fn default_proxies() -> Vec<String> {
+    vec!["normalized-mean".into(), "single-point".into()]
+}
+fn default_target() -> String {
+    "pre-l2".into()
+}
+fn default_knn() -> usize {
+    5
+}
+fn default_gallery() -> usize {
+    6
+}
+fn default_cam_batch() -> usize {
+    16
+}
+
+impl Default for CamSection {
+    fn default() -> Self {
+        CamSection {
+            methods: default_methods(),
+            proxies: default_proxies(),
+            stages: Vec::new(),
+            target: default_target(),
+            leave_one_out: false,
+            proxy_images_per_class: None,
+            knn: default_knn(),
+            closed_form: true,
+            gallery: default_gallery(),
+            batch_size: default_cam_batch(),
+        }
+    }
+}
+
+/// `[eval]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSection {
+    /// Localisation threshold τ on the max-normalised map.
+    #[serde(default = "default_tau")]
+    pub tau: f32,
+    /// IoU for a localisation hit.
+    #[serde(default = "default_iou")]
+    pub iou: f32,
+    /// Mask foreground threshold (0–255).
+    #[serde(default = "default_mask_threshold")]
+    pub mask_threshold: u8,
+    /// Pointing-game tolerance in pixels.
+    #[serde(default)]
+    pub pointing_tolerance: f32,
+    /// Baselines: `center-gaussian`, `uniform-random`, `untrained`.
+    #[serde(default = "default_baselines")]
+    pub baselines: Vec<String>,
+    /// Evaluate at most this many images (all by default).
+    #[serde(default)]
+    pub max_images: Option<usize>,
+    /// Deletion/insertion curves (costly: one forward pass per step per image).
+    #[serde(default)]
+    pub faithfulness: bool,
+    /// Steps of the deletion/insertion curves.
+    #[serde(default = "default_steps")]
+    pub faithfulness_steps: usize,
+}
+
+fn default_tau() -> f32 {
+    0.2
+}
+fn default_iou() -> f32 {
+    0.5
+}
+fn default_mask_threshold() -> u8 {
+    128
+}
+fn default_baselines() -> Vec<String> {
+    vec!["center-gaussian".into(), "uniform-random".into(), "untrained".into()]
+}
+fn default_steps() -> usize {
+    16
+}
+
+impl Default for EvalSection {
+    fn default() -> Self {
+        EvalSection {
+            tau: default_tau(),
+            iou: default_iou(),
+            mask_threshold: default_mask_threshold(),
+            pointing_tolerance: 0.0,
+            baselines: default_baselines(),
+            max_images: None,
+            faithfulness: false,
+            faithfulness_steps: default_steps(),
+        }
+    }
+}
+
+/// `[output]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSection {
+    /// The results folder.
+    #[serde(default = "default_results")]
+    pub dir: PathBuf,
+}
+
+fn default_results() -> PathBuf {
+    PathBuf::from("results")
+}
+
+impl Default for OutputSection {
+    fn default() -> Self {
+        OutputSection { dir: default_results() }
+    }
+}
+
+/// One cell of the grid with one seed: a fully specified experiment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Experiment {
+    /// Experiment name.
+    pub name: String,
+    /// The cell's label (`train.margin=0.1,cam.target=post-l2`; empty without a grid).
+    pub cell: String,
+    /// The seed.
+    pub seed: u64,
+    /// The configuration with the cell's values applied.
+    pub file: ExperimentFile,
+}
+
+/// Read, expand and validate an experiment file.
+pub fn load(path: &Path) -> Result<Vec<Experiment>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading experiment file {}", path.display()))?;
+    parse(&text, path)
+}
+
+/// Parse experiment-file text (`path` names it in errors).
+pub fn parse(text: &str, path: &Path) -> Result<Vec<Experiment>> {
+    let value: toml::Table =
+        toml::from_str(text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let base: ExperimentFile = toml::Value::Table(value.clone())
+        .try_into()
+        .with_context(|| format!("in experiment file {}", path.display()))?;
+    let name = match &base.name {
+        Some(n) => n.clone(),
+        None => path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+    };
+    ensure!(
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)),
+        "{}: experiment name `{name}` must be non-empty ASCII letters, digits, `-` or `_`",
+        path.display()
+    );
+    ensure!(!base.seeds.is_empty(), "{}: `seeds` must list at least one seed", path.display());
+    let mut out = Vec::new();
+    for cell in cells(&base.grid) {
+        let mut table = value.clone();
+        table.remove("grid");
+        let mut label = Vec::new();
+        for (key, v) in &cell {
+            set_dotted(&mut table, key)
+                .with_context(|| format!("{}: [grid] key `{key}`", path.display()))?
+                .clone_from(v);
+            label.push(format!("{key}={}", show(v)));
+        }
+        let mut file: ExperimentFile = toml::Value::Table(table)
+            .try_into()
+            .with_context(|| format!("{}: [grid] cell {}", path.display(), label.join(",")))?;
+        file.name = Some(name.clone());
+        validate(&file).with_context(|| format!("in experiment file {}", path.display()))?;
+        for &seed in &base.seeds {
+            out.push(Experiment { name: name.clone(), cell: label.join(","), seed, file: file.clone() });
+        }
+    }
+    Ok(out)
+}
+
+fn show(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The cartesian product of the grid's lists, in key order.
+fn cells(grid: &BTreeMap<String, Vec<toml::Value>>) -> Vec<Vec<(String, toml::Value)>> {
+    let mut cells = vec![Vec::new()];
+    for (key, values) in grid {
+        cells = cells
+            .into_iter()
+            .flat_map(|c| {
+                values.iter().map(move |v| {
+                    let mut c = c.clone();
+                    c.push((key.clone(), v.clone()));
+                    c
+                })
+            })
+            .collect();
+    }
+    cells
+}
+
+/// The slot for a dotted key (`train.margin`), creating missing tables; the key's last part
+/// must name a field (checked when the table is deserialised).
+fn set_dotted<'a>(table: &'a mut toml::Table, key: &str) -> Result<&'a mut toml::Value> {
+    let parts: Vec<&str> = key.split('.').collect();
+    ensure!(parts.iter().all(|p| !p.is_empty()), "malformed dotted key");
+    let (last, path) = parts.split_last().context("empty key")?;
+    let mut t = table;
+    for p in path {
+        let entry = t.entry(p.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
+        t = match entry {
+            toml::Value::Table(inner) => inner,
+            _ => bail!("`{p}` is not a table"),
+        };
+    }
+    Ok(t.entry(last.to_string()).or_insert(toml::Value::Boolean(false)))
+}
+
+const BACKBONES: &[&str] = &["small-cnn", "resnet18", "resnet34", "resnet50"];
+const METHODS: &[&str] =
+    &["embeddingcam", "gradcam++", "hirescam", "xgradcam", "layercam", "scorecam", "eigencam"];
+const PROXIES: &[&str] = &["normalized-mean", "single-point", "predicted-class", "knn", "wrong-class"];
+const BASELINES: &[&str] = &["center-gaussian", "uniform-random", "untrained"];
+
+fn one_of(what: &str, value: &str, allowed: &[&str]) -> Result<()> {
+    ensure!(allowed.contains(&value), "{what} `{value}` is not one of: {}", allowed.join(", "));
+    Ok(())
+}
+
+/// Checks that serde cannot express: names from fixed sets, ranges, combinations.
+fn validate(f: &ExperimentFile) -> Result<()> {
+    let d = &f.dataset;
+    one_of("dataset.split", &d.split, &["class-disjoint", "official"])?;
+    one_of("dataset.eval_transform", &d.eval_transform, &["squash", "center-crop"])?;
+    ensure!((16..=1024).contains(&d.image_size), "dataset.image_size must be 16–1024");
+    ensure!(
+        d.synth.is_none() || d.kind == DatasetKind::Synth,
+        "[dataset.synth] only applies to kind = \"synth\""
+    );
+    let m = &f.model;
+    one_of("model.backbone", &m.backbone, BACKBONES)?;
+    one_of("model.head", &m.head, &["embedding", "classifier"])?;
+    one_of("model.device", &m.device, &["flex", "tch-cpu", "tch-cuda"])?;
+    ensure!(m.embedding_dim > 0, "model.embedding_dim must be positive");
+    let t = &f.train;
+    one_of("train.mining", &t.mining, &["all", "semi-hard", "batch-hard"])?;
+    one_of("train.optimizer", &t.optimizer, &["adam", "sgd"])?;
+    one_of("train.schedule", &t.schedule, &["cosine", "step", "constant"])?;
+    ensure!(t.p >= 2 && t.k >= 2, "train.p and train.k must be at least 2 (P×K batches)");
+    ensure!(t.lr > 0.0 && t.margin >= 0.0, "train.lr must be positive and train.margin ≥ 0");
+    let c = &f.cam;
+    ensure!(!c.methods.is_empty() && !c.proxies.is_empty(), "cam.methods and cam.proxies must not be empty");
+    for x in &c.methods {
+        one_of("cam.methods entry", x, METHODS)?;
+    }
+    for x in &c.proxies {
+        one_of("cam.proxies entry", x, PROXIES)?;
+    }
+    one_of("cam.target", &c.target, &["pre-l2", "post-l2"])?;
+    ensure!(c.batch_size > 0 && c.knn > 0, "cam.batch_size and cam.knn must be positive");
+    for x in &f.eval.baselines {
+        one_of("eval.baselines entry", x, BASELINES)?;
+    }
+    let e = &f.eval;
+    ensure!((0.0..=1.0).contains(&e.tau), "eval.tau must be in [0, 1]");
+    ensure!((0.0..=1.0).contains(&e.iou), "eval.iou must be in [0, 1]");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "[dataset]\nkind = \"synth\"\npath = \"datasets/synthcub\"\n";
+
+    #[test]
+    fn defaults_fill_a_minimal_file() {
+        let e = parse(MINIMAL, Path::new("experiments/mini.toml")).expect("valid");
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].name, "mini");
+        assert_eq!(e[0].file.train.margin, 0.2);
+        assert_eq!(e[0].file.cam.proxies, vec!["normalized-mean", "single-point"]);
+    }
+
+    #[test]
+    fn a_typo_names_the_key_and_the_file() {
+        let text = format!("{MINIMAL}[train]\nmargn = 0.3\n");
+        let err = format!("{:#}", parse(&text, Path::new("x/typo.toml")).unwrap_err());
+        assert!(err.contains("x/typo.toml") && err.contains("margn"), "{err}");
+        let err = format!("{:#}", parse(&format!("{MINIMAL}[cam]\nmethods = [\"gradcam+\"]\n"), Path::new("a.toml")).unwrap_err());
+        assert!(err.contains("gradcam+") && err.contains("gradcam++"), "{err}");
+    }
+
+    #[test]
+    fn grid_is_a_cartesian_product_times_seeds() {
+        let text = format!(
+            "seeds = [1, 2]\n{MINIMAL}[grid]\n\"train.margin\" = [0.1, 0.3]\n\"cam.target\" = [\"pre-l2\", \"post-l2\", \"pre-l2\"]\n"
+        );
+        let e = parse(&text, Path::new("g.toml")).expect("valid");
+        assert_eq!(e.len(), 2 * 3 * 2);
+        assert_eq!(e[0].cell, "cam.target=pre-l2,train.margin=0.1");
+        assert_eq!(e[0].file.train.margin, 0.1);
+        assert_eq!(e[3].file.train.margin, 0.3);
+        assert_eq!((e[2].seed, e[3].seed), (1, 2));
+        let bad = format!("{MINIMAL}[grid]\n\"train.margn\" = [0.1]\n");
+        let err = format!("{:#}", parse(&bad, Path::new("g.toml")).unwrap_err());
+        assert!(err.contains("margn") && err.contains("g.toml"), "{err}");
+    }
+}

@@ -1,0 +1,619 @@
+//! The stages of one experiment (one grid cell, one seed), each cached in a content-keyed folder:
+//!
+//! ```text
+//! data ─► train (checkpoints, history) ─► explain + score (heatmaps .npy, per-image rows,
+//!                                          split-level metrics, τ curves, gallery)
+//! ```
+//! The untrained network and the map baselines go through the same scoring.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail, ensure};
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+use embcam_cam::{
+    CamOptions, ClosedForm, Embeddings, HeatmapWriter, Method, ProxyBank, ProxySpec, Query, Space,
+    Stored, Target, WrongClassPick,
+};
+use embcam_cub::load::{EvalTransform, Transform, load_batch};
+use embcam_cub::synth::{SynthConfig, generate};
+use embcam_cub::{Dataset, Split, SplitKind, Subset};
+use embcam_eval::{BaselineMap, EvalConfig, Heatmap, ImageScores, ImageTruth, score_image};
+use embcam_model::train::{
+    EpochReport, Flow, Objective, OptimizerConfig, Schedule, TrainConfig, TrainData, train,
+};
+use embcam_model::{BackboneKind, Net, NetConfig, Staged};
+use indicatif::ProgressBar;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{DatasetKind, Experiment};
+use crate::progress::bar;
+use crate::store::{Stage, write_atomic};
+use crate::table::{Key, METRICS, Row, SplitRow};
+
+/// What the rest of the run needs from the data stage.
+pub struct Data {
+    /// The dataset.
+    pub dataset: Arc<Dataset>,
+    /// The split.
+    pub split: Split,
+    /// A key for everything about the data that feeds later stages.
+    pub key: String,
+    /// Discriminative part per class (SynthCUB only).
+    pub parts: BTreeMap<u32, u32>,
+}
+
+/// Make sure the dataset exists (generating SynthCUB when needed), open it and split it.
+pub fn data(exp: &Experiment) -> Result<Data> {
+    let d = &exp.file.dataset;
+    let (root, seg, stamp) = match d.kind {
+        DatasetKind::Synth => {
+            let s = d.synth.clone().unwrap_or_default();
+            let cfg = SynthConfig {
+                classes: s.classes,
+                images_per_class: s.images_per_class,
+                min_side: s.min_side,
+                max_side: s.max_side,
+                seed: s.seed,
+            };
+            if !cfg.made_at(&d.path) {
+                if d.path.exists() && std::fs::read_dir(&d.path)?.next().is_some() {
+                    bail!(
+                        "{} holds something other than the SynthCUB this experiment asks for \
+                         ({}); remove it, or point dataset.path elsewhere",
+                        d.path.display(),
+                        cfg.stamp().lines().nth(1).unwrap_or_default()
+                    );
+                }
+                let pb = bar("synth");
+                generate(&d.path, &cfg, &pb)
+                    .with_context(|| format!("generating SynthCUB in {}", d.path.display()))?;
+                pb.finish_and_clear();
+            }
+            (d.path.join("CUB_200_2011"), Some(d.path.join("segmentations")), cfg.stamp())
+        }
+        DatasetKind::Cub => {
+            ensure!(
+                d.path.join("images.txt").is_file(),
+                "{} holds no CUB-200-2011 (no images.txt there). Download CUB_200_2011.tgz and \
+                 segmentations.tgz and extract them into datasets/ as datasets/README.md says, \
+                 then run `embcam validate {}`",
+                d.path.display(),
+                d.path.display()
+            );
+            let seg = d.segmentations.clone().or_else(|| {
+                let beside = d.path.parent()?.join("segmentations");
+                beside.is_dir().then_some(beside)
+            });
+            (d.path.clone(), seg, fingerprint(&d.path)?)
+        }
+    };
+    let dataset = Dataset::open(&root, seg.as_deref())
+        .with_context(|| format!("reading the dataset at {}", root.display()))?;
+    let kind: SplitKind = d.split.parse()?;
+    let subset = Subset { max_classes: d.max_classes, max_per_class: d.max_per_class };
+    let split = dataset.split(kind, &subset)?;
+    let parts = embcam_cub::synth::read_discriminative_parts(&root)?
+        .map(|v| v.into_iter().collect())
+        .unwrap_or_default();
+    let key = crate::store::key_of(&(stamp, &d.split, d.max_classes, d.max_per_class))?;
+    Ok(Data { dataset: Arc::new(dataset), split, key, parts })
+}
+
+/// A fingerprint of a real dataset's index files (their sizes and modification times).
+fn fingerprint(root: &Path) -> Result<String> {
+    let mut parts = Vec::new();
+    for f in ["images.txt", "image_class_labels.txt", "train_test_split.txt", "bounding_boxes.txt"] {
+        let m = std::fs::metadata(root.join(f)).with_context(|| format!("reading {}", root.join(f).display()))?;
+        let t = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        parts.push(format!("{f}:{}:{}", m.len(), t.map_or(0, |d| d.as_secs())));
+    }
+    Ok(parts.join(","))
+}
+
+/// The device named in the experiment.
+pub fn device(name: &str) -> Result<Device> {
+    match name {
+        "flex" => Ok(Device::flex()),
+        other => bail!(
+            "device `{other}` needs the LibTorch backend, which this build does not include; \
+             use device = \"flex\" (see crates/model/README.md for the LibTorch build)"
+        ),
+    }
+}
+
+/// The training configuration of an experiment.
+pub fn train_config(exp: &Experiment, data: &Data) -> Result<TrainConfig> {
+    let (m, t) = (&exp.file.model, &exp.file.train);
+    let backbone: BackboneKind = m.backbone.parse()?;
+    let classifier = m.head == "classifier";
+    let net = if classifier {
+        NetConfig::classifier(backbone, data.split.train_classes.len())
+    } else {
+        NetConfig::embedding(backbone, m.embedding_dim, m.l2_normalize)
+    };
+    let objective = if classifier {
+        Objective::CrossEntropy
+    } else {
+        Objective::Triplet {
+            loss: embcam_model::loss::TripletLoss {
+                margin: t.margin,
+                mining: t.mining.parse()?,
+                normalize: m.l2_normalize,
+            },
+        }
+    };
+    let optimizer = match t.optimizer.as_str() {
+        "sgd" => OptimizerConfig::Sgd {
+            lr: t.lr,
+            momentum: t.momentum,
+            nesterov: false,
+            weight_decay: t.weight_decay as f32,
+        },
+        _ => OptimizerConfig::Adam { lr: t.lr, weight_decay: t.weight_decay as f32 },
+    };
+    let schedule = match t.schedule.as_str() {
+        "cosine" => Schedule::Cosine { min_lr: t.lr * 0.01 },
+        "step" => Schedule::Step { every: (t.epochs / 3).max(1), gamma: 0.1 },
+        _ => Schedule::Constant,
+    };
+    Ok(TrainConfig {
+        net,
+        objective,
+        optimizer,
+        schedule,
+        epochs: t.epochs,
+        classes_per_batch: t.p,
+        images_per_class: t.k,
+        input_size: exp.file.dataset.image_size,
+        augment: true,
+        eval_batch_size: 32,
+        seed: exp.seed,
+        pretrained: m.pretrained.clone(),
+    })
+}
+
+/// The trained network and its training history.
+pub struct Trained {
+    /// Best checkpoint (by validation MAP@R), eval mode.
+    pub net: Net,
+    /// The stage.
+    pub stage: Stage,
+    /// One report per epoch.
+    pub history: Vec<EpochReport>,
+}
+
+/// Train (or reuse a finished training with the same inputs; resume an interrupted one).
+pub fn trained(exp_dir: &Path, exp: &Experiment, data: &Data, device: &Device, force: bool) -> Result<Trained> {
+    let cfg = train_config(exp, data)?;
+    if let Some(p) = &cfg.pretrained {
+        ensure!(
+            p.is_file(),
+            "pretrained weights {} not found; put the torchvision checkpoint there as \
+             datasets/README.md says, or remove model.pretrained",
+            p.display()
+        );
+    }
+    let stage = Stage::new(exp_dir, "train", &(&data.key, &cfg))?;
+    if force && stage.is_done() {
+        stage.reset()?;
+    }
+    let history_path = stage.file("history.json");
+    if !stage.is_done() {
+        let started = Instant::now();
+        std::fs::create_dir_all(&stage.dir)?;
+        let tdata = TrainData {
+            dataset: data.dataset.clone(),
+            train: data.split.train.clone(),
+            eval: data.split.eval.clone(),
+        };
+        let pb = bar("training");
+        let mut log = |r: &EpochReport| {
+            pb.println(format!(
+                "  epoch {:>3}: loss {:.4}, active {:>5.1}%, {:.0} img/s, val R@1 {:.3}, MAP@R {:.3}{}",
+                r.epoch,
+                r.loss,
+                r.active_share.unwrap_or(0.0) * 100.0,
+                r.images_per_sec,
+                r.val.recall_at_1(),
+                r.val.map_at_r,
+                if r.is_best { " (best)" } else { "" }
+            ));
+            Flow::Continue
+        };
+        let out = train(&cfg, &tdata, device, Some(&stage.file("run")), &pb, &mut log)
+            .context("training")?;
+        pb.finish_and_clear();
+        write_atomic(&history_path, &serde_json::to_vec_pretty(&out.state)?)?;
+        stage.finish(started.elapsed().as_secs_f64())?;
+    }
+    let state: embcam_model::checkpoint::TrainState = serde_json::from_slice(
+        &std::fs::read(&history_path).with_context(|| format!("reading {}", history_path.display()))?,
+    )?;
+    let best = embcam_model::checkpoint::RunDir::create(&stage.file("run"))?.best_weights();
+    let net = embcam_model::weights::load_exported(&best, device)
+        .with_context(|| format!("loading {}", best.display()))?;
+    Ok(Trained { net: net.valid(), stage, history: state.history })
+}
+
+/// The untrained network of the same configuration and seed (a baseline).
+pub fn untrained(exp: &Experiment, data: &Data, device: &Device) -> Result<Net> {
+    Ok(train_config(exp, data)?.net.init(device, exp.seed)?.valid())
+}
+
+/// The config names of methods, mapped to the CAM crate's.
+fn method(name: &str) -> Result<Method> {
+    Ok(match name {
+        "embeddingcam" => Method::GradCam,
+        other => *Method::ALL.iter().find(|m| m.name() == other).context("unknown method")?,
+    })
+}
+
+/// The config names of proxies, mapped to the CAM crate's specs.
+fn proxy_spec(name: &str, exp: &Experiment) -> Result<ProxySpec> {
+    let c = &exp.file.cam;
+    Ok(match name {
+        "normalized-mean" => ProxySpec::ClassMean { leave_query_out: c.leave_one_out },
+        "single-point" => ProxySpec::SinglePoint,
+        "predicted-class" => ProxySpec::PredictedClass { leave_query_out: c.leave_one_out },
+        "knn" => ProxySpec::Knn { k: c.knn },
+        "wrong-class" => ProxySpec::WrongClass { pick: WrongClassPick::Nearest },
+        "classifier-row" => ProxySpec::ClassifierRow { class: None },
+        other => bail!("unknown proxy `{other}`"),
+    })
+}
+
+/// The evaluation settings.
+pub fn eval_config(exp: &Experiment) -> EvalConfig {
+    let e = &exp.file.eval;
+    EvalConfig {
+        tau: e.tau,
+        iou: e.iou,
+        mask_threshold: e.mask_threshold,
+        pointing_tolerance: e.pointing_tolerance,
+        ..EvalConfig::default()
+    }
+}
+
+/// The transform used to explain and embed evaluation images.
+fn eval_transform(exp: &Experiment) -> Transform {
+    let d = &exp.file.dataset;
+    Transform::Eval(if d.eval_transform == "center-crop" {
+        EvalTransform::center_crop(d.image_size)
+    } else {
+        EvalTransform::squash(d.image_size)
+    })
+}
+
+/// The evaluation images: the split's evaluation images, evenly thinned to `max_images`.
+fn eval_images(exp: &Experiment, data: &Data) -> Vec<usize> {
+    let all = &data.split.eval;
+    match exp.file.eval.max_images {
+        Some(m) if m < all.len() && m > 0 => (0..m).map(|i| all[i * all.len() / m]).collect(),
+        _ => all.clone(),
+    }
+}
+
+/// What the scoring stage keeps.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Scored {
+    /// Per-image rows.
+    pub rows: Vec<StoredRow>,
+    /// Split-level rows.
+    pub split: Vec<StoredSplit>,
+    /// `(τ, localisation accuracy)` per group.
+    pub tau_curves: Vec<(StoredKey, Vec<(f32, f64)>)>,
+    /// Warnings from the CAM crate, for the run summary.
+    pub warnings: Vec<String>,
+}
+
+/// [`Key`] in a serialisable form.
+pub type StoredKey = (String, String, String);
+/// A per-image row: (source, proxy, stage), image id, values.
+pub type StoredRow = (StoredKey, u32, Vec<Option<f64>>);
+/// A split-level row: key, MaxBoxAccV2, PxAP.
+pub type StoredSplit = (StoredKey, Option<f64>, Option<f64>);
+
+impl Scored {
+    /// The rows with this experiment's cell and seed.
+    pub fn rows(&self, exp: &Experiment) -> (Vec<Row>, Vec<SplitRow>) {
+        let key = |k: &StoredKey| Key { cell: exp.cell.clone(), source: k.0.clone(), proxy: k.1.clone(), stage: k.2.clone() };
+        let rows = self
+            .rows
+            .iter()
+            .map(|(k, id, v)| {
+                let mut values = [None; 12];
+                for (slot, x) in values.iter_mut().zip(v) {
+                    *slot = *x;
+                }
+                Row { key: key(k), seed: exp.seed, image_id: *id, values }
+            })
+            .collect();
+        let split = self.split.iter().map(|(k, a, b)| SplitRow { key: key(k), seed: exp.seed, values: [*a, *b] }).collect();
+        (rows, split)
+    }
+}
+
+/// One image's ground truth for the metrics.
+fn truth(data: &Data, k: usize) -> Result<ImageTruth> {
+    let rec = &data.dataset.images[k];
+    let mask = data.dataset.read_mask(rec)?;
+    let (width, height) = embcam_cub::load::image_size(&data.dataset.image_path(rec), rec.id)?;
+    Ok(ImageTruth {
+        id: rec.id,
+        width,
+        height,
+        bbox: rec.bbox,
+        mask,
+        parts: rec.parts.clone(),
+        discriminative_part: data.parts.get(&rec.class_id).copied(),
+    })
+}
+
+fn values(s: &ImageScores) -> Vec<Option<f64>> {
+    let b = |x: bool| Some(x as u8 as f64);
+    let v = vec![
+        Some(s.box_ratio),
+        Some(s.box_area_ratio),
+        s.mask_ratio,
+        s.mask_area_ratio,
+        Some(s.loc_iou),
+        b(s.loc_hit),
+        Some(s.pointing_box),
+        s.pointing_mask,
+        s.discriminative_hit.map(|h| h as u8 as f64),
+        b(s.zero_map),
+        None,
+        None,
+    ];
+    debug_assert_eq!(v.len(), METRICS.len());
+    v
+}
+
+/// Accumulates per-image scores by group, then summarises each group.
+#[derive(Default)]
+struct Groups {
+    scores: BTreeMap<StoredKey, Vec<ImageScores>>,
+}
+
+impl Groups {
+    fn add(&mut self, key: StoredKey, s: ImageScores) {
+        self.scores.entry(key).or_default().push(s);
+    }
+
+    fn finish(self, cfg: &EvalConfig, out: &mut Scored) -> Result<()> {
+        for (key, scores) in self.scores {
+            let report = embcam_eval::summarize(&key.0, &scores, cfg)?;
+            out.split.push((key.clone(), Some(report.maxboxacc.v2), report.pxap));
+            out.tau_curves.push((key.clone(), report.loc_acc_curve.clone()));
+            out.rows.extend(scores.iter().map(|s| (key.clone(), s.id, values(s))));
+        }
+        Ok(())
+    }
+}
+
+/// Explain the evaluation images with every method × proxy × stage on the trained (and untrained)
+/// network, write heatmaps and a gallery, and score every map and baseline.
+pub fn explain_and_score(
+    exp_dir: &Path,
+    exp: &Experiment,
+    data: &Data,
+    trained: &Trained,
+    device: &Device,
+    force: bool,
+) -> Result<(Stage, Scored)> {
+    let inputs = (&trained.stage.key, &exp.file.cam, &exp.file.eval, &exp.file.dataset.eval_transform, exp.seed);
+    let stage = Stage::new(exp_dir, "explain", &inputs)?;
+    let result_path = stage.file("scored.json");
+    if stage.is_done() && !force {
+        let scored = serde_json::from_slice(&std::fs::read(&result_path)?)
+            .with_context(|| format!("reading {}", result_path.display()))?;
+        return Ok((stage, scored));
+    }
+    stage.reset()?;
+    let started = Instant::now();
+    let cfg = eval_config(exp);
+    let images = eval_images(exp, data);
+    let truths: Vec<ImageTruth> = images.iter().map(|&k| truth(data, k)).collect::<Result<_>>()?;
+    let mut groups = Groups::default();
+    let mut scored = Scored::default();
+
+    // Baselines that need no network.
+    for name in &exp.file.eval.baselines {
+        let map = match name.as_str() {
+            "center-gaussian" => BaselineMap::CentreGaussian { sigma: 0.25 },
+            "uniform-random" => BaselineMap::UniformRandom { seed: exp.seed },
+            _ => continue,
+        };
+        for t in &truths {
+            let s = score_image(&map.heatmap(t), t, &cfg)?;
+            groups.add((name.clone(), "-".into(), "-".into()), s);
+        }
+    }
+
+    let untrained_net = exp.file.eval.baselines.iter().any(|b| b == "untrained").then(|| untrained(exp, data, device)).transpose()?;
+    let mut nets: Vec<(&Net, &str)> = vec![(&trained.net, "")];
+    if let Some(n) = &untrained_net {
+        nets.push((n, " (untrained)"));
+    }
+    for (net, suffix) in nets {
+        let methods: Vec<Method> = if suffix.is_empty() {
+            exp.file.cam.methods.iter().map(|m| method(m)).collect::<Result<_>>()?
+        } else {
+            vec![Method::GradCam] // the untrained baseline: EmbeddingCAM only
+        };
+        explain_net(exp, data, net, suffix, &methods, &images, &truths, &stage, device, &cfg, &mut groups, &mut scored)?;
+    }
+    groups.finish(&cfg, &mut scored)?;
+    write_atomic(&result_path, &serde_json::to_vec(&scored)?)?;
+    stage.finish(started.elapsed().as_secs_f64())?;
+    Ok((stage, scored))
+}
+
+/// Embed `images` with `net` (`z`, before L2 normalisation): the proxy table.
+fn embed(net: &Net, data: &Data, images: &[usize], transform: &Transform, device: &Device) -> Result<Embeddings> {
+    let mut ids = Vec::new();
+    let mut labels = Vec::new();
+    let mut z = Vec::new();
+    for chunk in images.chunks(32) {
+        let b = load_batch(&data.dataset, chunk, transform, 0)?;
+        let x = input_tensor(&b, device);
+        z.extend(net.forward_raw(x).try_into_vec_as::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?);
+        ids.extend(b.ids);
+        labels.extend(b.labels);
+    }
+    Ok(Embeddings::new(ids, labels, net.out_dim(), z, "eval")?)
+}
+
+fn input_tensor(b: &embcam_cub::load::Batch, device: &Device) -> Tensor<4> {
+    let shape = [b.len(), 3, b.height as usize, b.width as usize];
+    Tensor::<4>::from_data(TensorData::new(b.pixels.clone(), shape), device)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn explain_net(
+    exp: &Experiment,
+    data: &Data,
+    net: &Net,
+    suffix: &str,
+    methods: &[Method],
+    images: &[usize],
+    truths: &[ImageTruth],
+    stage: &Stage,
+    device: &Device,
+    cfg: &EvalConfig,
+    groups: &mut Groups,
+    scored: &mut Scored,
+) -> Result<()> {
+    let c = &exp.file.cam;
+    let transform = eval_transform(exp);
+    let table = embed(net, data, images, &transform, device)?;
+    // The proxy set: the evaluation images, at most `proxy_images_per_class` per class.
+    let bank_table = match c.proxy_images_per_class {
+        None => table.clone(),
+        Some(m) => {
+            let mut per_class: BTreeMap<u32, usize> = BTreeMap::new();
+            let keep: Vec<usize> = (0..table.len())
+                .filter(|&i| {
+                    let n = per_class.entry(table.labels()[i]).or_default();
+                    *n += 1;
+                    *n <= m
+                })
+                .collect();
+            Embeddings::new(
+                keep.iter().map(|&i| table.ids()[i]).collect(),
+                keep.iter().map(|&i| table.labels()[i]).collect(),
+                table.dim(),
+                keep.iter().flat_map(|&i| table.row(i).to_vec()).collect(),
+                "eval",
+            )?
+        }
+    };
+    let bank = ProxyBank::new(bank_table)?;
+    let specs: Vec<ProxySpec> = c.proxies.iter().map(|p| proxy_spec(p, exp)).collect::<Result<_>>()?;
+    let stages: Vec<String> = if c.stages.is_empty() {
+        vec![net.stage_names().last().context("a network has stages")?.to_string()]
+    } else {
+        c.stages.clone()
+    };
+    let target = if c.target == "post-l2" { Target::dot().on(Space::Normalized) } else { Target::dot() };
+    let pb = bar(if suffix.is_empty() { "explaining" } else { "untrained" });
+    pb.set_length((images.len() * stages.len()) as u64);
+    for st in &stages {
+        embcam_cam::check_stage(net, st)?;
+        let mut opts = CamOptions::new(st.clone());
+        opts.target = target.clone();
+        opts.closed_form = if c.closed_form { ClosedForm::Auto } else { ClosedForm::Off };
+        let mut writers: Vec<HeatmapWriter> = methods
+            .iter()
+            .map(|m| HeatmapWriter::create(&stage.dir, &format!("{}{}-{st}", label(*m), suffix.replace(' ', "_")), Stored::Raw))
+            .collect::<Result<_, _>>()?;
+        let mut gallery: Vec<Vec<(u32, String, String, image::RgbImage)>> = Vec::new();
+        for (chunk_i, chunk) in images.chunks(c.batch_size).enumerate() {
+            let batch = load_batch(&data.dataset, chunk, &transform, 0)?;
+            let x = input_tensor(&batch, device);
+            let queries: Vec<Query<'_>> = batch
+                .ids
+                .iter()
+                .zip(&batch.labels)
+                .map(|(&id, &label)| {
+                    let row = table.row_of(id).context("embedded image")?;
+                    Ok(Query { id, label, embedding: table.row(row) })
+                })
+                .collect::<Result<_>>()?;
+            let proxies = bank.batch(&specs, &queries)?;
+            let outs = embcam_cam::explain_many(net, x, &proxies, methods, &opts, &ProgressBar::hidden())?;
+            for (m, (out, writer)) in methods.iter().zip(outs.iter().zip(writers.iter_mut())) {
+                writer.append(&out.maps)?;
+                for w in &out.warnings {
+                    let msg = format!("{}{suffix}: {w}", label(*m));
+                    if !scored.warnings.contains(&msg) {
+                        scored.warnings.push(msg);
+                    }
+                }
+                for b in 0..batch.len() {
+                    let t = &truths[chunk_i * c.batch_size + b];
+                    // A target-free method's map is the same for every proxy: score it once.
+                    let columns: Vec<&str> = if *m == Method::EigenCam {
+                        vec!["-"]
+                    } else {
+                        c.proxies.iter().map(String::as_str).collect()
+                    };
+                    for (p, proxy_name) in columns.into_iter().enumerate() {
+                        let map = Heatmap {
+                            width: t.width,
+                            height: t.height,
+                            values: out.maps.to_original(b, p, &batch.geometries[b], 0.0),
+                        };
+                        let key = (format!("{}{suffix}", label(*m)), proxy_name.to_string(), st.clone());
+                        groups.add(key, score_image(&map, t, cfg)?);
+                        if suffix.is_empty() && chunk_i * c.batch_size + b < c.gallery {
+                            let rec = data.dataset.image(t.id).context("known image")?;
+                            let img = embcam_cub::load::decode_rgb(&data.dataset.image_path(rec), t.id)?;
+                            let style = embcam_cam::OverlayStyle::default();
+                            let tile = embcam_cam::overlay(&img, &map.values, Some(&t.bbox), t.mask.as_ref(), &style)?;
+                            let row = chunk_i * c.batch_size + b;
+                            if gallery.len() <= row {
+                                gallery.resize_with(row + 1, Vec::new);
+                            }
+                            gallery[row].push((t.id, label(*m).to_string(), proxy_name.to_string(), tile));
+                        }
+                    }
+                }
+            }
+            pb.inc(batch.len() as u64);
+        }
+        for w in writers {
+            w.finish()?;
+        }
+        if !gallery.is_empty() {
+            embcam_cam::write_gallery(&stage.dir, &format!("gallery-{st}"), &gallery, 160)?;
+        }
+    }
+    pb.finish_and_clear();
+    Ok(())
+}
+
+/// The name a method goes by in tables.
+fn label(m: Method) -> &'static str {
+    match m {
+        Method::GradCam => "embeddingcam",
+        other => other.name(),
+    }
+}
+
+/// The gallery images of an explain stage.
+pub fn galleries(stage: &Stage) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&stage.dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("gallery-")))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}

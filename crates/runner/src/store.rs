@@ -1,0 +1,147 @@
+//! Files of a run: atomic writes, content-keyed stage folders, and run folders that are never
+//! overwritten.
+//!
+//! A stage's folder is `<exp>/stages/<stage>-<key>/` where `key` hashes (SHA-256) the JSON of the
+//! configuration parts and upstream keys that feed it: an unchanged stage has the same folder and
+//! is reused. A stage is complete when its `DONE` file exists; `DONE` is written last, atomically,
+//! so an interrupted stage is simply recomputed.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// Write `bytes` to `path` atomically: a temporary file in the same folder, then a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().context("a file path has a parent folder")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = path.file_name().context("a file path has a name")?.to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
+}
+
+/// Write a file through a closure that fills a temporary path, then rename it into place.
+pub fn write_with(path: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let dir = path.parent().context("a file path has a parent folder")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = path.file_name().context("a file path has a name")?.to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    fill(&tmp).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
+}
+
+/// Hex SHA-256 of a value's JSON, shortened to 16 characters.
+pub fn key_of(value: &impl Serialize) -> Result<String> {
+    let json = serde_json::to_vec(value).context("serialising a stage key")?;
+    let digest = Sha256::digest(&json);
+    Ok(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
+}
+
+/// A stage's folder.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    /// The folder.
+    pub dir: PathBuf,
+    /// Its key.
+    pub key: String,
+}
+
+impl Stage {
+    /// The folder of stage `name` with `inputs` under `exp_dir`.
+    pub fn new(exp_dir: &Path, name: &str, inputs: &impl Serialize) -> Result<Stage> {
+        let key = key_of(inputs)?;
+        Ok(Stage { dir: exp_dir.join("stages").join(format!("{name}-{key}")), key })
+    }
+
+    /// Whether the stage finished before.
+    pub fn is_done(&self) -> bool {
+        self.dir.join("DONE").is_file()
+    }
+
+    /// Mark the stage finished (after all its files are written).
+    pub fn finish(&self, seconds: f64) -> Result<()> {
+        write_atomic(&self.dir.join("DONE"), format!("{{\"seconds\": {seconds:.3}}}\n").as_bytes())
+    }
+
+    /// Seconds the stage took when it ran (0 when unknown).
+    pub fn seconds(&self) -> f64 {
+        std::fs::read_to_string(self.dir.join("DONE"))
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .and_then(|v| v["seconds"].as_f64())
+            .unwrap_or(0.0)
+    }
+
+    /// A file in the stage's folder.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Forget a partial (or, with `--force`, a finished) result.
+    pub fn reset(&self) -> Result<()> {
+        if self.dir.exists() {
+            std::fs::remove_dir_all(&self.dir)
+                .with_context(|| format!("removing {}", self.dir.display()))?;
+        }
+        std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))
+    }
+}
+
+/// A fresh run folder `<exp_dir>/runs/<run-id>/`: `run-001`, `run-002`, …, never an existing one.
+/// An unfinished run of the same configuration (no `DONE`) is continued instead.
+pub fn run_dir(exp_dir: &Path, config_key: &str) -> Result<PathBuf> {
+    let runs = exp_dir.join("runs");
+    std::fs::create_dir_all(&runs).with_context(|| format!("creating {}", runs.display()))?;
+    let mut last = 0;
+    for entry in std::fs::read_dir(&runs).with_context(|| format!("listing {}", runs.display()))? {
+        let path = entry?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if let Some(n) = name.strip_prefix("run-").and_then(|n| n.parse::<u32>().ok()) {
+            last = last.max(n);
+            let same = std::fs::read_to_string(path.join("CONFIG_KEY")).is_ok_and(|k| k.trim() == config_key);
+            if same && !path.join("DONE").exists() {
+                return Ok(path);
+            }
+        }
+    }
+    let dir = runs.join(format!("run-{:03}", last + 1));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    write_atomic(&dir.join("CONFIG_KEY"), format!("{config_key}\n").as_bytes())?;
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_are_never_reused_once_done() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let a = run_dir(tmp.path(), "k1").expect("run");
+        assert!(a.ends_with("runs/run-001"));
+        // Unfinished, same config: continued.
+        assert_eq!(run_dir(tmp.path(), "k1").expect("run"), a);
+        // Other config: a new run.
+        let b = run_dir(tmp.path(), "k2").expect("run");
+        assert!(b.ends_with("runs/run-002"));
+        write_atomic(&a.join("DONE"), b"").expect("write");
+        assert!(run_dir(tmp.path(), "k1").expect("run").ends_with("runs/run-003"));
+    }
+
+    #[test]
+    fn stage_keys_follow_their_inputs() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let a = Stage::new(tmp.path(), "train", &("small-cnn", 0.2)).expect("stage");
+        let b = Stage::new(tmp.path(), "train", &("small-cnn", 0.2)).expect("stage");
+        let c = Stage::new(tmp.path(), "train", &("small-cnn", 0.3)).expect("stage");
+        assert_eq!(a.dir, b.dir);
+        assert_ne!(a.dir, c.dir);
+        a.reset().expect("reset");
+        assert!(!a.is_done());
+        a.finish(1.5).expect("finish");
+        assert!(b.is_done());
+        assert_eq!(b.seconds(), 1.5);
+    }
+}
