@@ -184,6 +184,8 @@ pub struct Trained {
     pub stage: Stage,
     /// One report per epoch.
     pub history: Vec<EpochReport>,
+    /// Whether a finished training was reused.
+    pub reused: bool,
 }
 
 /// Train (or reuse a finished training with the same inputs; resume an interrupted one).
@@ -202,7 +204,8 @@ pub fn trained(exp_dir: &Path, exp: &Experiment, data: &Data, device: &Device, f
         stage.reset()?;
     }
     let history_path = stage.file("history.json");
-    if !stage.is_done() {
+    let reused = stage.is_done();
+    if !reused {
         let started = Instant::now();
         std::fs::create_dir_all(&stage.dir)?;
         let tdata = TrainData {
@@ -236,7 +239,7 @@ pub fn trained(exp_dir: &Path, exp: &Experiment, data: &Data, device: &Device, f
     let best = embcam_model::checkpoint::RunDir::create(&stage.file("run"))?.best_weights();
     let net = embcam_model::weights::load_exported(&best, device)
         .with_context(|| format!("loading {}", best.display()))?;
-    Ok(Trained { net: net.valid(), stage, history: state.history })
+    Ok(Trained { net: net.valid(), stage, history: state.history, reused })
 }
 
 /// The untrained network of the same configuration and seed (a baseline).
@@ -404,14 +407,14 @@ pub fn explain_and_score(
     trained: &Trained,
     device: &Device,
     force: bool,
-) -> Result<(Stage, Scored)> {
+) -> Result<(Stage, Scored, bool)> {
     let inputs = (&trained.stage.key, &exp.file.cam, &exp.file.eval, &exp.file.dataset.eval_transform, exp.seed);
     let stage = Stage::new(exp_dir, "explain", &inputs)?;
     let result_path = stage.file("scored.json");
     if stage.is_done() && !force {
         let scored = serde_json::from_slice(&std::fs::read(&result_path)?)
             .with_context(|| format!("reading {}", result_path.display()))?;
-        return Ok((stage, scored));
+        return Ok((stage, scored, true));
     }
     stage.reset()?;
     let started = Instant::now();
@@ -450,7 +453,7 @@ pub fn explain_and_score(
     groups.finish(&cfg, &mut scored)?;
     write_atomic(&result_path, &serde_json::to_vec(&scored)?)?;
     stage.finish(started.elapsed().as_secs_f64())?;
-    Ok((stage, scored))
+    Ok((stage, scored, false))
 }
 
 /// Embed `images` with `net` (`z`, before L2 normalisation): the proxy table.

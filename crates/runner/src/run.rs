@@ -45,11 +45,14 @@ pub fn run(path: &Path, force: bool, until: Until) -> Result<Option<PathBuf>> {
         let device = pipeline::device(&exp.file.model.device)?;
         let trained = pipeline::trained(&exp_dir, exp, &data, &device, force)?;
         histories.push((what.clone(), trained.history.clone()));
+        let verb = |reused: bool| if reused { "reused" } else { "computed" };
+        eprintln!("  train: {} {}", verb(trained.reused), trained.stage.dir.display());
         if until == Until::Train {
-            eprintln!("  trained: {}", trained.stage.dir.display());
             continue;
         }
-        let (stage, scored) = pipeline::explain_and_score(&exp_dir, exp, &data, &trained, &device, force)?;
+        let (stage, scored, reused) =
+            pipeline::explain_and_score(&exp_dir, exp, &data, &trained, &device, force)?;
+        eprintln!("  explain: {} {}", verb(reused), stage.dir.display());
         let (r, s) = scored.rows(exp);
         rows.extend(r);
         split_rows.extend(s);

@@ -281,6 +281,8 @@ pub fn markdown(summaries: &[Summary]) -> String {
         cells.push(s.images.to_string());
         for (_, i) in &shown {
             cells.push(match s.stats[*i] {
+                // A split-level number of one seed has no spread to show.
+                Some(st) if *i >= METRICS.len() && s.seeds == 1 => format!("{:.3}", st.mean),
                 Some(st) => format!("{:.3} ± {:.3}", st.mean, st.spread),
                 None => "–".to_string(),
             });

@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod run;
+
 fn embcam(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_embcam")).args(args).output().unwrap()
 }
