@@ -44,9 +44,30 @@ synth out="datasets/synthcub" classes="20" per_class="40" seed="0":
 validate root="datasets/CUB_200_2011":
     cargo run --release --locked -p embcam -- validate {{root}}
 
-# The quickstart: for now, generating and validating SynthCUB.
-[group('data')]
-quickstart: synth
+# --- experiments --------------------------------------------------------------
+
+# The quickstart experiment (the README's main command).
+[group('run')]
+quickstart:
+    cargo run --locked -p embcam -- run experiments/quickstart.toml
+
+# Any experiment file.
+[group('run')]
+run exp:
+    cargo run --locked -p embcam -- run {{exp}}
+
+# Copy the newest quickstart run's tables, figures and gallery into results/quickstart/ (committed).
+[group('run')]
+publish-quickstart:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    run=$(ls -d results/quickstart/runs/run-* | sort | tail -1)
+    test -f "$run/DONE"
+    mkdir -p results/quickstart/plots results/quickstart/gallery
+    cp "$run"/summary.md "$run"/summary.csv "$run"/tau_curves.csv "$run"/split_metrics.csv "$run"/config.toml "$run"/manifest.json results/quickstart/
+    cp "$run"/plots/*.png results/quickstart/plots/
+    cp "$run"/gallery/* results/quickstart/gallery/
+    echo "published $run"
 
 alias q := quickstart
 

@@ -559,7 +559,7 @@ fn validate(f: &ExperimentFile) -> Result<()> {
     let m = &f.model;
     one_of("model.backbone", &m.backbone, BACKBONES)?;
     one_of("model.head", &m.head, &["embedding", "classifier"])?;
-    one_of("model.device", &m.device, &["flex", "tch-cpu", "tch-cuda"])?;
+    // model.device is checked when the run starts (it depends on how the binary was built).
     ensure!(m.embedding_dim > 0, "model.embedding_dim must be positive");
     let t = &f.train;
     one_of("train.mining", &t.mining, &["all", "semi-hard", "batch-hard"])?;

@@ -114,15 +114,9 @@ fn fingerprint(root: &Path) -> Result<String> {
     Ok(parts.join(","))
 }
 
-/// The device named in the experiment.
+/// The device named in the experiment (`flex`, `tch-cpu`, `tch-cuda[:N]`).
 pub fn device(name: &str) -> Result<Device> {
-    match name {
-        "flex" => Ok(Device::flex()),
-        other => bail!(
-            "device `{other}` needs the LibTorch backend, which this build does not include; \
-             use device = \"flex\" (see crates/model/README.md for the LibTorch build)"
-        ),
-    }
+    Ok(embcam_model::device::parse_device(name)?)
 }
 
 /// The training configuration of an experiment.
