@@ -353,7 +353,7 @@ mod tests {
             assert_eq!((r, flip), t.plan(120, 90, id, 3));
             assert!(r.x + r.w <= 120 && r.y + r.h <= 90 && r.w > 0 && r.h > 0);
             let frac = (r.w * r.h) as f32 / (120.0 * 90.0);
-            assert!(frac >= 0.3 && frac <= 1.0, "{frac}");
+            assert!((0.3..=1.0).contains(&frac), "{frac}");
             flips += flip as u32;
         }
         assert!((60..140).contains(&flips), "flip rate off: {flips}/200");

@@ -208,7 +208,7 @@ pub fn make_classes(n: u32, seed: u64) -> Result<Vec<SynthClass>> {
     Ok((0..n)
         .map(|k| {
             let k = k as usize;
-            let nearest = if k % 2 == 0 { k + 1 } else { k - 1 };
+            let nearest = if k.is_multiple_of(2) { k + 1 } else { k - 1 };
             // An unpaired last class: its nearest class by attributes is found below.
             let nearest = if nearest < n as usize { nearest } else { closest(&attrs, k) };
             let a = attrs[k];
