@@ -487,7 +487,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Experiment>> {
         file.name = Some(name.clone());
         validate(&file).with_context(|| format!("in experiment file {}", path.display()))?;
         for &seed in &base.seeds {
-            out.push(Experiment { name: name.clone(), cell: label.join(","), seed, file: file.clone() });
+            out.push(Experiment {
+                name: name.clone(),
+                cell: label.join(","),
+                seed,
+                file: file.clone(),
+            });
         }
     }
     Ok(out)
@@ -526,7 +531,8 @@ fn set_dotted<'a>(table: &'a mut toml::Table, key: &str) -> Result<&'a mut toml:
     let (last, path) = parts.split_last().context("empty key")?;
     let mut t = table;
     for p in path {
-        let entry = t.entry(p.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
+        let entry =
+            t.entry(p.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
         t = match entry {
             toml::Value::Table(inner) => inner,
             _ => bail!("`{p}` is not a table"),
@@ -538,7 +544,8 @@ fn set_dotted<'a>(table: &'a mut toml::Table, key: &str) -> Result<&'a mut toml:
 const BACKBONES: &[&str] = &["small-cnn", "resnet18", "resnet34", "resnet50"];
 const METHODS: &[&str] =
     &["embeddingcam", "gradcam++", "hirescam", "xgradcam", "layercam", "scorecam", "eigencam"];
-const PROXIES: &[&str] = &["normalized-mean", "single-point", "predicted-class", "knn", "wrong-class"];
+const PROXIES: &[&str] =
+    &["normalized-mean", "single-point", "predicted-class", "knn", "wrong-class"];
 const BASELINES: &[&str] = &["center-gaussian", "uniform-random", "untrained"];
 
 fn one_of(what: &str, value: &str, allowed: &[&str]) -> Result<()> {
@@ -568,7 +575,10 @@ fn validate(f: &ExperimentFile) -> Result<()> {
     ensure!(t.p >= 2 && t.k >= 2, "train.p and train.k must be at least 2 (P×K batches)");
     ensure!(t.lr > 0.0 && t.margin >= 0.0, "train.lr must be positive and train.margin ≥ 0");
     let c = &f.cam;
-    ensure!(!c.methods.is_empty() && !c.proxies.is_empty(), "cam.methods and cam.proxies must not be empty");
+    ensure!(
+        !c.methods.is_empty() && !c.proxies.is_empty(),
+        "cam.methods and cam.proxies must not be empty"
+    );
     for x in &c.methods {
         one_of("cam.methods entry", x, METHODS)?;
     }
@@ -606,7 +616,11 @@ mod tests {
         let text = format!("{MINIMAL}[train]\nmargn = 0.3\n");
         let err = format!("{:#}", parse(&text, Path::new("x/typo.toml")).unwrap_err());
         assert!(err.contains("x/typo.toml") && err.contains("margn"), "{err}");
-        let err = format!("{:#}", parse(&format!("{MINIMAL}[cam]\nmethods = [\"gradcam+\"]\n"), Path::new("a.toml")).unwrap_err());
+        let err = format!(
+            "{:#}",
+            parse(&format!("{MINIMAL}[cam]\nmethods = [\"gradcam+\"]\n"), Path::new("a.toml"))
+                .unwrap_err()
+        );
         assert!(err.contains("gradcam+") && err.contains("gradcam++"), "{err}");
     }
 

@@ -2,14 +2,14 @@
 //! `Error: …` with its causes and exit non-zero on failure.
 
 mod cli;
+mod commands;
 mod config;
 mod pipeline;
 mod plots;
-mod store;
-mod table;
-mod commands;
 mod progress;
 mod run;
+mod store;
+mod table;
 
 use clap::Parser;
 

@@ -106,8 +106,10 @@ pub fn data(exp: &Experiment) -> Result<Data> {
 /// A fingerprint of a real dataset's index files (their sizes and modification times).
 fn fingerprint(root: &Path) -> Result<String> {
     let mut parts = Vec::new();
-    for f in ["images.txt", "image_class_labels.txt", "train_test_split.txt", "bounding_boxes.txt"] {
-        let m = std::fs::metadata(root.join(f)).with_context(|| format!("reading {}", root.join(f).display()))?;
+    for f in ["images.txt", "image_class_labels.txt", "train_test_split.txt", "bounding_boxes.txt"]
+    {
+        let m = std::fs::metadata(root.join(f))
+            .with_context(|| format!("reading {}", root.join(f).display()))?;
         let t = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
         parts.push(format!("{f}:{}:{}", m.len(), t.map_or(0, |d| d.as_secs())));
     }
@@ -183,7 +185,13 @@ pub struct Trained {
 }
 
 /// Train (or reuse a finished training with the same inputs; resume an interrupted one).
-pub fn trained(exp_dir: &Path, exp: &Experiment, data: &Data, device: &Device, force: bool) -> Result<Trained> {
+pub fn trained(
+    exp_dir: &Path,
+    exp: &Experiment,
+    data: &Data,
+    device: &Device,
+    force: bool,
+) -> Result<Trained> {
     let cfg = train_config(exp, data)?;
     if let Some(p) = &cfg.pretrained {
         ensure!(
@@ -228,7 +236,8 @@ pub fn trained(exp_dir: &Path, exp: &Experiment, data: &Data, device: &Device, f
         stage.finish(started.elapsed().as_secs_f64())?;
     }
     let state: embcam_model::checkpoint::TrainState = serde_json::from_slice(
-        &std::fs::read(&history_path).with_context(|| format!("reading {}", history_path.display()))?,
+        &std::fs::read(&history_path)
+            .with_context(|| format!("reading {}", history_path.display()))?,
     )?;
     let best = embcam_model::checkpoint::RunDir::create(&stage.file("run"))?.best_weights();
     let net = embcam_model::weights::load_exported(&best, device)
@@ -317,7 +326,12 @@ pub type StoredSplit = (StoredKey, Option<f64>, Option<f64>);
 impl Scored {
     /// The rows with this experiment's cell and seed.
     pub fn rows(&self, exp: &Experiment) -> (Vec<Row>, Vec<SplitRow>) {
-        let key = |k: &StoredKey| Key { cell: exp.cell.clone(), source: k.0.clone(), proxy: k.1.clone(), stage: k.2.clone() };
+        let key = |k: &StoredKey| Key {
+            cell: exp.cell.clone(),
+            source: k.0.clone(),
+            proxy: k.1.clone(),
+            stage: k.2.clone(),
+        };
         let rows = self
             .rows
             .iter()
@@ -329,7 +343,11 @@ impl Scored {
                 Row { key: key(k), seed: exp.seed, image_id: *id, values }
             })
             .collect();
-        let split = self.split.iter().map(|(k, a, b)| SplitRow { key: key(k), seed: exp.seed, values: [*a, *b] }).collect();
+        let split = self
+            .split
+            .iter()
+            .map(|(k, a, b)| SplitRow { key: key(k), seed: exp.seed, values: [*a, *b] })
+            .collect();
         (rows, split)
     }
 }
@@ -350,7 +368,7 @@ fn truth(data: &Data, k: usize) -> Result<ImageTruth> {
     })
 }
 
-fn values(s: &ImageScores) -> Vec<Option<f64>> {
+fn values(s: &ImageScores, faith: Option<(f64, f64)>) -> Vec<Option<f64>> {
     let b = |x: bool| Some(x as u8 as f64);
     let v = vec![
         Some(s.box_ratio),
@@ -363,22 +381,25 @@ fn values(s: &ImageScores) -> Vec<Option<f64>> {
         s.pointing_mask,
         s.discriminative_hit.map(|h| h as u8 as f64),
         b(s.zero_map),
-        None,
-        None,
+        faith.map(|f| f.0),
+        faith.map(|f| f.1),
     ];
     debug_assert_eq!(v.len(), METRICS.len());
     v
 }
 
-/// Accumulates per-image scores by group, then summarises each group.
+/// Accumulates per-image scores (and deletion/insertion AUCs, when measured) by group, then
+/// summarises each group.
 #[derive(Default)]
 struct Groups {
     scores: BTreeMap<StoredKey, Vec<ImageScores>>,
+    faith: BTreeMap<StoredKey, Vec<Option<(f64, f64)>>>,
 }
 
 impl Groups {
-    fn add(&mut self, key: StoredKey, s: ImageScores) {
-        self.scores.entry(key).or_default().push(s);
+    fn add(&mut self, key: StoredKey, s: ImageScores, faith: Option<(f64, f64)>) {
+        self.scores.entry(key.clone()).or_default().push(s);
+        self.faith.entry(key).or_default().push(faith);
     }
 
     fn finish(self, cfg: &EvalConfig, out: &mut Scored) -> Result<()> {
@@ -386,7 +407,9 @@ impl Groups {
             let report = embcam_eval::summarize(&key.0, &scores, cfg)?;
             out.split.push((key.clone(), Some(report.maxboxacc.v2), report.pxap));
             out.tau_curves.push((key.clone(), report.loc_acc_curve.clone()));
-            out.rows.extend(scores.iter().map(|s| (key.clone(), s.id, values(s))));
+            let faith = &self.faith[&key];
+            out.rows
+                .extend(scores.iter().zip(faith).map(|(s, f)| (key.clone(), s.id, values(s, *f))));
         }
         Ok(())
     }
@@ -402,7 +425,13 @@ pub fn explain_and_score(
     device: &Device,
     force: bool,
 ) -> Result<(Stage, Scored, bool)> {
-    let inputs = (&trained.stage.key, &exp.file.cam, &exp.file.eval, &exp.file.dataset.eval_transform, exp.seed);
+    let inputs = (
+        &trained.stage.key,
+        &exp.file.cam,
+        &exp.file.eval,
+        &exp.file.dataset.eval_transform,
+        exp.seed,
+    );
     let stage = Stage::new(exp_dir, "explain", &inputs)?;
     let result_path = stage.file("scored.json");
     if stage.is_done() && !force {
@@ -427,11 +456,18 @@ pub fn explain_and_score(
         };
         for t in &truths {
             let s = score_image(&map.heatmap(t), t, &cfg)?;
-            groups.add((name.clone(), "-".into(), "-".into()), s);
+            groups.add((name.clone(), "-".into(), "-".into()), s, None);
         }
     }
 
-    let untrained_net = exp.file.eval.baselines.iter().any(|b| b == "untrained").then(|| untrained(exp, data, device)).transpose()?;
+    let untrained_net = exp
+        .file
+        .eval
+        .baselines
+        .iter()
+        .any(|b| b == "untrained")
+        .then(|| untrained(exp, data, device))
+        .transpose()?;
     let mut nets: Vec<(&Net, &str)> = vec![(&trained.net, "")];
     if let Some(n) = &untrained_net {
         nets.push((n, " (untrained)"));
@@ -442,7 +478,20 @@ pub fn explain_and_score(
         } else {
             vec![Method::GradCam] // the untrained baseline: EmbeddingCAM only
         };
-        explain_net(exp, data, net, suffix, &methods, &images, &truths, &stage, device, &cfg, &mut groups, &mut scored)?;
+        explain_net(
+            exp,
+            data,
+            net,
+            suffix,
+            &methods,
+            &images,
+            &truths,
+            &stage,
+            device,
+            &cfg,
+            &mut groups,
+            &mut scored,
+        )?;
     }
     groups.finish(&cfg, &mut scored)?;
     write_atomic(&result_path, &serde_json::to_vec(&scored)?)?;
@@ -451,14 +500,22 @@ pub fn explain_and_score(
 }
 
 /// Embed `images` with `net` (`z`, before L2 normalisation): the proxy table.
-fn embed(net: &Net, data: &Data, images: &[usize], transform: &Transform, device: &Device) -> Result<Embeddings> {
+fn embed(
+    net: &Net,
+    data: &Data,
+    images: &[usize],
+    transform: &Transform,
+    device: &Device,
+) -> Result<Embeddings> {
     let mut ids = Vec::new();
     let mut labels = Vec::new();
     let mut z = Vec::new();
     for chunk in images.chunks(32) {
         let b = load_batch(&data.dataset, chunk, transform, 0)?;
         let x = input_tensor(&b, device);
-        z.extend(net.forward_raw(x).try_into_vec_as::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?);
+        z.extend(
+            net.forward_raw(x).try_into_vec_as::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?,
+        );
         ids.extend(b.ids);
         labels.extend(b.labels);
     }
@@ -510,13 +567,18 @@ fn explain_net(
         }
     };
     let bank = ProxyBank::new(bank_table)?;
-    let specs: Vec<ProxySpec> = c.proxies.iter().map(|p| proxy_spec(p, exp)).collect::<Result<_>>()?;
+    let faithfulness = (exp.file.eval.faithfulness && suffix.is_empty())
+        .then(|| Faithfulness::new(&bank, exp.file.eval.faithfulness_steps))
+        .transpose()?;
+    let specs: Vec<ProxySpec> =
+        c.proxies.iter().map(|p| proxy_spec(p, exp)).collect::<Result<_>>()?;
     let stages: Vec<String> = if c.stages.is_empty() {
         vec![net.stage_names().last().context("a network has stages")?.to_string()]
     } else {
         c.stages.clone()
     };
-    let target = if c.target == "post-l2" { Target::dot().on(Space::Normalized) } else { Target::dot() };
+    let target =
+        if c.target == "post-l2" { Target::dot().on(Space::Normalized) } else { Target::dot() };
     let pb = bar(if suffix.is_empty() { "explaining" } else { "untrained" });
     pb.set_length((images.len() * stages.len()) as u64);
     for st in &stages {
@@ -526,7 +588,13 @@ fn explain_net(
         opts.closed_form = if c.closed_form { ClosedForm::Auto } else { ClosedForm::Off };
         let mut writers: Vec<HeatmapWriter> = methods
             .iter()
-            .map(|m| HeatmapWriter::create(&stage.dir, &format!("{}{}-{st}", label(*m), suffix.replace(' ', "_")), Stored::Raw))
+            .map(|m| {
+                HeatmapWriter::create(
+                    &stage.dir,
+                    &format!("{}{}-{st}", label(*m), suffix.replace(' ', "_")),
+                    Stored::Raw,
+                )
+            })
             .collect::<Result<_, _>>()?;
         let mut gallery: Vec<Vec<(u32, String, String, image::RgbImage)>> = Vec::new();
         for (chunk_i, chunk) in images.chunks(c.batch_size).enumerate() {
@@ -542,7 +610,8 @@ fn explain_net(
                 })
                 .collect::<Result<_>>()?;
             let proxies = bank.batch(&specs, &queries)?;
-            let outs = embcam_cam::explain_many(net, x, &proxies, methods, &opts, &ProgressBar::hidden())?;
+            let outs =
+                embcam_cam::explain_many(net, x, &proxies, methods, &opts, &ProgressBar::hidden())?;
             for (m, (out, writer)) in methods.iter().zip(outs.iter().zip(writers.iter_mut())) {
                 writer.append(&out.maps)?;
                 for w in &out.warnings {
@@ -565,18 +634,43 @@ fn explain_net(
                             height: t.height,
                             values: out.maps.to_original(b, p, &batch.geometries[b], 0.0),
                         };
-                        let key = (format!("{}{suffix}", label(*m)), proxy_name.to_string(), st.clone());
-                        groups.add(key, score_image(&map, t, cfg)?);
+                        let key =
+                            (format!("{}{suffix}", label(*m)), proxy_name.to_string(), st.clone());
+                        let faith = match &faithfulness {
+                            Some(f) => Some(f.aucs(
+                                net,
+                                &batch,
+                                b,
+                                &out.maps.upsampled(b, p),
+                                t.id,
+                                queries[b].label,
+                                device,
+                            )?),
+                            None => None,
+                        };
+                        groups.add(key, score_image(&map, t, cfg)?, faith);
                         if suffix.is_empty() && chunk_i * c.batch_size + b < c.gallery {
                             let rec = data.dataset.image(t.id).context("known image")?;
-                            let img = embcam_cub::load::decode_rgb(&data.dataset.image_path(rec), t.id)?;
+                            let img =
+                                embcam_cub::load::decode_rgb(&data.dataset.image_path(rec), t.id)?;
                             let style = embcam_cam::OverlayStyle::default();
-                            let tile = embcam_cam::overlay(&img, &map.values, Some(&t.bbox), t.mask.as_ref(), &style)?;
+                            let tile = embcam_cam::overlay(
+                                &img,
+                                &map.values,
+                                Some(&t.bbox),
+                                t.mask.as_ref(),
+                                &style,
+                            )?;
                             let row = chunk_i * c.batch_size + b;
                             if gallery.len() <= row {
                                 gallery.resize_with(row + 1, Vec::new);
                             }
-                            gallery[row].push((t.id, label(*m).to_string(), proxy_name.to_string(), tile));
+                            gallery[row].push((
+                                t.id,
+                                label(*m).to_string(),
+                                proxy_name.to_string(),
+                                tile,
+                            ));
                         }
                     }
                 }
@@ -594,6 +688,69 @@ fn explain_net(
     Ok(())
 }
 
+/// Deletion and insertion curves in embedding space (RISE, Petsiuk et al. 2018): pixels removed
+/// (or revealed) in heatmap order, tracking `y(x')·p_c` against the true class's normalized-mean
+/// proxy.
+struct Faithfulness {
+    /// Unit class proxies, row-major `classes × d`.
+    proxies: Vec<f32>,
+    /// Class id → row.
+    rows: BTreeMap<u32, usize>,
+    dim: usize,
+    cfg: embcam_eval::FaithfulnessConfig,
+}
+
+impl Faithfulness {
+    fn new(bank: &ProxyBank, steps: usize) -> Result<Self> {
+        let classes = bank.classes();
+        let mut proxies = Vec::new();
+        for &c in &classes {
+            proxies.extend(bank.class_mean(c, None)?.vector);
+        }
+        let rows = classes.iter().enumerate().map(|(i, &c)| (c, i)).collect();
+        let cfg = embcam_eval::FaithfulnessConfig { steps: steps.max(1), ..Default::default() };
+        Ok(Faithfulness { proxies, rows, dim: bank.table().dim(), cfg })
+    }
+
+    /// `(deletion AUC, insertion AUC)` of the similarity curve for image `b` of `batch`.
+    #[allow(clippy::too_many_arguments)]
+    fn aucs(
+        &self,
+        net: &Net,
+        batch: &embcam_cub::load::Batch,
+        b: usize,
+        heat: &[f32],
+        id: u32,
+        label: u32,
+        device: &Device,
+    ) -> Result<(f64, f64)> {
+        let (h, w) = (batch.height as usize, batch.width as usize);
+        let n = 3 * h * w;
+        let input = embcam_eval::FaithfulnessInput {
+            id,
+            image: &batch.pixels[b * n..(b + 1) * n],
+            channels: 3,
+            height: h,
+            width: w,
+            heatmap: heat,
+            proxies: &self.proxies,
+            dim: self.dim,
+            class: *self.rows.get(&label).context("the image's class has a proxy")?,
+        };
+        let embed = |images: &[Vec<f32>]| -> Result<Vec<Vec<f32>>, embcam_model::ModelError> {
+            let flat: Vec<f32> = images.iter().flatten().copied().collect();
+            let x = Tensor::<4>::from_data(TensorData::new(flat, [images.len(), 3, h, w]), device);
+            let y = net
+                .forward(x)
+                .try_into_vec_as::<f32>()
+                .map_err(|e| embcam_model::ModelError::TensorRead(e.to_string()))?;
+            Ok(y.chunks(self.dim).map(<[f32]>::to_vec).collect())
+        };
+        let s = embcam_eval::deletion_insertion(&input, &self.cfg, embed)?;
+        Ok((s.deletion.similarity_auc, s.insertion.similarity_auc))
+    }
+}
+
 /// The name a method goes by in tables.
 fn label(m: Method) -> &'static str {
     match m {
@@ -607,7 +764,9 @@ pub fn galleries(stage: &Stage) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(&stage.dir)
         .map(|d| {
             d.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("gallery-")))
+                .filter(|p| {
+                    p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("gallery-"))
+                })
                 .collect()
         })
         .unwrap_or_default();

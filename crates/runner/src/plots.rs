@@ -14,7 +14,11 @@ fn font() {
     FONT.call_once(|| {
         // The bytes are a valid TrueType font shipped with the crate; a failure here would be a
         // packaging bug, and plotters then falls back to drawing no text.
-        let _ = register_font("sans-serif", FontStyle::Normal, include_bytes!("../assets/DejaVuSans.ttf"));
+        let _ = register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            include_bytes!("../assets/DejaVuSans.ttf"),
+        );
     });
 }
 
@@ -60,7 +64,13 @@ pub type Bar = (String, f64, f64);
 /// A horizontal bar chart with error bars, one bar per label (labels on the vertical axis stay
 /// readable however many there are), and an optional dashed reference line (what a uniform map
 /// scores, say).
-pub fn bars(path: &Path, title: &str, x_label: &str, bars: &[Bar], reference: Option<(f64, &str)>) -> Result<()> {
+pub fn bars(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    bars: &[Bar],
+    reference: Option<(f64, &str)>,
+) -> Result<()> {
     let right = bars.iter().map(|b| b.1 + b.2).chain(reference.map(|r| r.0)).fold(0.0f64, f64::max);
     let right = if right > 0.0 { right * 1.1 } else { 1.0 };
     let n = bars.len();
@@ -80,9 +90,11 @@ pub fn bars(path: &Path, title: &str, x_label: &str, bars: &[Bar], reference: Op
             .y_labels(n)
             .y_label_formatter(&|y| match y {
                 // Top to bottom in the given order.
-                SegmentValue::CenterOf(i) => {
-                    n.checked_sub(1 + *i).and_then(|k| bars.get(k)).map(|b| b.0.clone()).unwrap_or_default()
-                }
+                SegmentValue::CenterOf(i) => n
+                    .checked_sub(1 + *i)
+                    .and_then(|k| bars.get(k))
+                    .map(|b| b.0.clone())
+                    .unwrap_or_default(),
                 _ => String::new(),
             })
             .label_style(("sans-serif", 13))
@@ -101,7 +113,14 @@ pub fn bars(path: &Path, title: &str, x_label: &str, bars: &[Bar], reference: Op
         chart
             .draw_series(bars.iter().enumerate().map(|(i, b)| {
                 let row = SegmentValue::CenterOf(n - 1 - i);
-                ErrorBar::new_horizontal(row, (b.1 - b.2).max(0.0), b.1, b.1 + b.2, BLACK.filled(), 8)
+                ErrorBar::new_horizontal(
+                    row,
+                    (b.1 - b.2).max(0.0),
+                    b.1,
+                    b.1 + b.2,
+                    BLACK.filled(),
+                    8,
+                )
             }))
             .map_err(plot_err)?;
         if let Some((x, label)) = reference {
@@ -131,7 +150,13 @@ pub fn bars(path: &Path, title: &str, x_label: &str, bars: &[Bar], reference: Op
 pub type Series = (String, Vec<(f64, f64)>);
 
 /// A line chart of several series with a legend.
-pub fn lines(path: &Path, title: &str, x_label: &str, y_label: &str, series: &[Series]) -> Result<()> {
+pub fn lines(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+) -> Result<()> {
     let pts = || series.iter().flat_map(|s| s.1.iter());
     let (x0, x1) = pts().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
     let (y0, y1) = pts().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
@@ -139,29 +164,29 @@ pub fn lines(path: &Path, title: &str, x_label: &str, y_label: &str, series: &[S
     let pad = ((y1 - y0) * 0.08).max(1e-3);
     let (y0, y1) = if y0 <= y1 { (y0 - pad, y1 + pad) } else { (0.0, 1.0) };
     draw_png(path, (720, 480), |root| {
-            let mut chart = ChartBuilder::on(root)
-                .caption(title, ("sans-serif", 20))
-                .margin(12)
-                .x_label_area_size(45)
-                .y_label_area_size(60)
-                .build_cartesian_2d(x0..x1, y0..y1)
-                .map_err(plot_err)?;
-            chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw().map_err(plot_err)?;
-            for (i, (name, points)) in series.iter().enumerate() {
-                let c = PALETTE[i % PALETTE.len()];
-                chart
-                    .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
-                    .map_err(plot_err)?
-                    .label(name.as_str())
-                    .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
-            }
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(plot_err)?;
+        chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw().map_err(plot_err)?;
+        for (i, (name, points)) in series.iter().enumerate() {
+            let c = PALETTE[i % PALETTE.len()];
             chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(plot_err)?;
+                .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
+                .map_err(plot_err)?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(plot_err)?;
         Ok(())
     })
 }

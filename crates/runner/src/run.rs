@@ -37,7 +37,11 @@ pub fn run(path: &Path, force: bool, until: Until) -> Result<Option<PathBuf>> {
     let mut warnings: Vec<String> = Vec::new();
     let started = Instant::now();
     for (i, exp) in experiments.iter().enumerate() {
-        let what = if exp.cell.is_empty() { format!("seed {}", exp.seed) } else { format!("{} seed {}", exp.cell, exp.seed) };
+        let what = if exp.cell.is_empty() {
+            format!("seed {}", exp.seed)
+        } else {
+            format!("{} seed {}", exp.cell, exp.seed)
+        };
         eprintln!("[{}/{}] {} {what}", i + 1, experiments.len(), exp.name);
         let t0 = Instant::now();
         let data = pipeline::data(exp)?;
@@ -119,7 +123,15 @@ pub fn run(path: &Path, force: bool, until: Until) -> Result<Option<PathBuf>> {
         println!("warnings:\n  {}", warnings.join("\n  "));
     }
     println!("run folder: {}", run.display());
-    for f in ["summary.md", "summary.csv", "metrics.csv", "metrics.parquet", "plots/", "gallery/", "manifest.json"] {
+    for f in [
+        "summary.md",
+        "summary.csv",
+        "metrics.csv",
+        "metrics.parquet",
+        "plots/",
+        "gallery/",
+        "manifest.json",
+    ] {
         println!("  {}", run.join(f).display());
     }
     Ok(Some(run))
@@ -157,7 +169,8 @@ pub fn report(
     };
     for (ci, cell) in cells.iter().enumerate() {
         let suffix = if cells.len() > 1 { format!("-cell{}", ci + 1) } else { String::new() };
-        let of_cell: Vec<&table::Summary> = summaries.iter().filter(|s| &s.key.cell == cell).collect();
+        let of_cell: Vec<&table::Summary> =
+            summaries.iter().filter(|s| &s.key.cell == cell).collect();
         for (metric, area, name, title) in [
             (0, 1, "box_ratio", "Mean heatmap ratio in the box"),
             (2, 3, "mask_ratio", "Mean heatmap ratio in the mask"),
@@ -174,8 +187,15 @@ pub fn report(
                 .then(|| of_cell.iter().find_map(|s| s.stats[area].map(|st| st.mean)))
                 .flatten()
                 .map(|v| (v, "uniform map"));
-            let title = if cell.is_empty() { title.to_string() } else { format!("{title} ({cell})") };
-            plots::bars(&plots_dir.join(format!("{name}{suffix}.png")), &title, "mean ± 95% CI", &bars, reference)?;
+            let title =
+                if cell.is_empty() { title.to_string() } else { format!("{title} ({cell})") };
+            plots::bars(
+                &plots_dir.join(format!("{name}{suffix}.png")),
+                &title,
+                "mean ± 95% CI",
+                &bars,
+                reference,
+            )?;
         }
     }
     // Localisation accuracy against τ, first cell and seed.
@@ -183,7 +203,9 @@ pub fn report(
         let series: Vec<plots::Series> = scored
             .tau_curves
             .iter()
-            .map(|(k, c)| (format!("{} / {}", k.0, k.1), c.iter().map(|&(t, a)| (t as f64, a)).collect()))
+            .map(|(k, c)| {
+                (format!("{} / {}", k.0, k.1), c.iter().map(|&(t, a)| (t as f64, a)).collect())
+            })
             .collect();
         let title = format!("Localisation accuracy vs τ (IoU ≥ {})", exp.file.eval.iou);
         plots::lines(&plots_dir.join("loc_acc_vs_tau.png"), &title, "τ", "accuracy", &series)?;
@@ -198,14 +220,33 @@ pub fn report(
     if histories.iter().any(|(_, h)| !h.is_empty()) {
         let loss: Vec<plots::Series> = histories
             .iter()
-            .map(|(n, h)| (format!("loss, {n}"), h.iter().map(|r| (r.epoch as f64, r.loss)).collect()))
+            .map(|(n, h)| {
+                (format!("loss, {n}"), h.iter().map(|r| (r.epoch as f64, r.loss)).collect())
+            })
             .collect();
-        plots::lines(&plots_dir.join("training_loss.png"), "Training loss", "epoch", "triplet loss", &loss)?;
+        plots::lines(
+            &plots_dir.join("training_loss.png"),
+            "Training loss",
+            "epoch",
+            "triplet loss",
+            &loss,
+        )?;
         let map: Vec<plots::Series> = histories
             .iter()
-            .map(|(n, h)| (format!("MAP@R, {n}"), h.iter().map(|r| (r.epoch as f64, r.val.map_at_r)).collect()))
+            .map(|(n, h)| {
+                (
+                    format!("MAP@R, {n}"),
+                    h.iter().map(|r| (r.epoch as f64, r.val.map_at_r)).collect(),
+                )
+            })
             .collect();
-        plots::lines(&plots_dir.join("training_map_at_r.png"), "Validation MAP@R", "epoch", "MAP@R", &map)?;
+        plots::lines(
+            &plots_dir.join("training_map_at_r.png"),
+            "Validation MAP@R",
+            "epoch",
+            "MAP@R",
+            &map,
+        )?;
     }
     Ok(md)
 }

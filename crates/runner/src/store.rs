@@ -85,7 +85,8 @@ impl Stage {
             std::fs::remove_dir_all(&self.dir)
                 .with_context(|| format!("removing {}", self.dir.display()))?;
         }
-        std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating {}", self.dir.display()))
     }
 }
 
@@ -100,7 +101,8 @@ pub fn run_dir(exp_dir: &Path, config_key: &str) -> Result<PathBuf> {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         if let Some(n) = name.strip_prefix("run-").and_then(|n| n.parse::<u32>().ok()) {
             last = last.max(n);
-            let same = std::fs::read_to_string(path.join("CONFIG_KEY")).is_ok_and(|k| k.trim() == config_key);
+            let same = std::fs::read_to_string(path.join("CONFIG_KEY"))
+                .is_ok_and(|k| k.trim() == config_key);
             if same && !path.join("DONE").exists() {
                 return Ok(path);
             }

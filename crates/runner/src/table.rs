@@ -12,8 +12,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use polars::prelude::{
-    Column, CsvWriter, DataFrame, DataType, Expr, IntoLazy, JoinArgs, JoinType, ParquetWriter, SerWriter,
-    SortMultipleOptions, col,
+    Column, CsvWriter, DataFrame, DataType, Expr, IntoLazy, JoinArgs, JoinType, ParquetWriter,
+    SerWriter, SortMultipleOptions, col,
 };
 
 /// Per-image metrics, in column order. Booleans are stored as 0/1 so their mean is a rate.
@@ -73,7 +73,8 @@ pub struct SplitRow {
 }
 
 fn key_columns<'a>(keys: impl Iterator<Item = (&'a Key, u64)> + Clone) -> Vec<Column> {
-    let pick = |f: fn(&Key) -> &str| keys.clone().map(move |(k, _)| f(k).to_string()).collect::<Vec<_>>();
+    let pick =
+        |f: fn(&Key) -> &str| keys.clone().map(move |(k, _)| f(k).to_string()).collect::<Vec<_>>();
     vec![
         Column::new("cell".into(), pick(|k| &k.cell)),
         Column::new("source".into(), pick(|k| &k.source)),
@@ -86,9 +87,15 @@ fn key_columns<'a>(keys: impl Iterator<Item = (&'a Key, u64)> + Clone) -> Vec<Co
 /// The per-image frame: keys, seed, image id, then [`METRICS`].
 pub fn rows_frame(rows: &[Row]) -> Result<DataFrame> {
     let mut cols = key_columns(rows.iter().map(|r| (&r.key, r.seed)));
-    cols.push(Column::new("image_id".into(), rows.iter().map(|r| r.image_id).collect::<Vec<u32>>()));
+    cols.push(Column::new(
+        "image_id".into(),
+        rows.iter().map(|r| r.image_id).collect::<Vec<u32>>(),
+    ));
     for (m, name) in METRICS.iter().enumerate() {
-        cols.push(Column::new((*name).into(), rows.iter().map(|r| r.values[m]).collect::<Vec<_>>()));
+        cols.push(Column::new(
+            (*name).into(),
+            rows.iter().map(|r| r.values[m]).collect::<Vec<_>>(),
+        ));
     }
     DataFrame::new_infer_height(cols).context("building the per-image frame")
 }
@@ -97,7 +104,10 @@ pub fn rows_frame(rows: &[Row]) -> Result<DataFrame> {
 pub fn split_frame(rows: &[SplitRow]) -> Result<DataFrame> {
     let mut cols = key_columns(rows.iter().map(|r| (&r.key, r.seed)));
     for (m, name) in SPLIT_METRICS.iter().enumerate() {
-        cols.push(Column::new((*name).into(), rows.iter().map(|r| r.values[m]).collect::<Vec<_>>()));
+        cols.push(Column::new(
+            (*name).into(),
+            rows.iter().map(|r| r.values[m]).collect::<Vec<_>>(),
+        ));
     }
     DataFrame::new_infer_height(cols).context("building the split-level frame")
 }
@@ -180,7 +190,8 @@ pub fn summarize(rows: &DataFrame, split: &DataFrame, baselines: &[&str]) -> Res
     for m in METRICS {
         per_metric.push((f(&format!("{m}:mean"))?, f(&format!("{m}:std"))?, f(&format!("{m}:n"))?));
     }
-    let split_means: Vec<Vec<Option<f64>>> = SPLIT_METRICS.iter().map(|m| f(m)).collect::<Result<_>>()?;
+    let split_means: Vec<Vec<Option<f64>>> =
+        SPLIT_METRICS.iter().map(|m| f(m)).collect::<Result<_>>()?;
     let zeros = f("zero_maps")?;
 
     let mut groups: BTreeMap<Key, Vec<usize>> = BTreeMap::new();
@@ -206,14 +217,16 @@ pub fn summarize(rows: &DataFrame, split: &DataFrame, baselines: &[&str]) -> Res
                     mean[i].map(|m| Stat {
                         mean: m,
                         spread: if n > 1 {
-                            embcam_eval::aggregate::t975(n - 1) * std[i].unwrap_or(0.0) / (n as f64).sqrt()
+                            embcam_eval::aggregate::t975(n - 1) * std[i].unwrap_or(0.0)
+                                / (n as f64).sqrt()
                         } else {
                             0.0
                         },
                         n,
                     })
                 } else {
-                    images = images.max(idx.iter().map(|&i| n[i].unwrap_or(0.0) as usize).max().unwrap_or(0));
+                    images = images
+                        .max(idx.iter().map(|&i| n[i].unwrap_or(0.0) as usize).max().unwrap_or(0));
                     over_seeds(idx.iter().filter_map(|&i| mean[i]))
                 };
                 stats.push(stat);
@@ -225,7 +238,9 @@ pub fn summarize(rows: &DataFrame, split: &DataFrame, baselines: &[&str]) -> Res
             Summary { key, seeds: idx.len(), images, stats, zero_maps }
         })
         .collect();
-    out.sort_by_key(|s| (s.key.cell.clone(), baselines.contains(&s.key.source.as_str()), s.key.clone()));
+    out.sort_by_key(|s| {
+        (s.key.cell.clone(), baselines.contains(&s.key.source.as_str()), s.key.clone())
+    });
     Ok(out)
 }
 
@@ -237,12 +252,16 @@ fn over_seeds(values: impl Iterator<Item = f64>) -> Option<Stat> {
     }
     let n = v.len();
     let mean = v.iter().sum::<f64>() / n as f64;
-    let var = if n > 1 { v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64 } else { 0.0 };
+    let var = if n > 1 {
+        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64
+    } else {
+        0.0
+    };
     Some(Stat { mean, spread: var.sqrt(), n })
 }
 
 /// Columns of the printed table: (header, index into [`Summary::stats`]).
-const SHOWN: [(&str, usize); 10] = [
+const SHOWN: [(&str, usize); 11] = [
     ("box ratio", 0),
     ("uniform (box area)", 1),
     ("mask ratio", 2),
@@ -253,6 +272,7 @@ const SHOWN: [(&str, usize); 10] = [
     ("pointing (mask)", 7),
     ("part hit", 8),
     ("deletion AUC", 10),
+    ("insertion AUC", 11),
 ];
 
 /// The summary as a markdown table. `±` is the 95% CI over images (one seed) or the standard
@@ -296,10 +316,11 @@ pub fn markdown(summaries: &[Summary]) -> String {
 /// The summary as CSV: keys, then `<metric>_mean`, `<metric>_spread`, `<metric>_n` for every metric.
 pub fn summary_csv(summaries: &[Summary]) -> Result<String> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    let mut head: Vec<String> = ["cell", "method", "proxy", "stage", "seeds", "images", "zero_maps"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut head: Vec<String> =
+        ["cell", "method", "proxy", "stage", "seeds", "images", "zero_maps"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     for m in METRICS.iter().chain(SPLIT_METRICS.iter()) {
         head.extend([format!("{m}_mean"), format!("{m}_spread"), format!("{m}_n")]);
     }
@@ -316,7 +337,11 @@ pub fn summary_csv(summaries: &[Summary]) -> Result<String> {
         ];
         for st in &s.stats {
             match st {
-                Some(st) => rec.extend([format!("{:.6}", st.mean), format!("{:.6}", st.spread), st.n.to_string()]),
+                Some(st) => rec.extend([
+                    format!("{:.6}", st.mean),
+                    format!("{:.6}", st.spread),
+                    st.n.to_string(),
+                ]),
                 None => rec.extend([String::new(), String::new(), "0".into()]),
             }
         }
@@ -330,7 +355,12 @@ mod tests {
     use super::*;
 
     fn key(source: &str, proxy: &str) -> Key {
-        Key { cell: String::new(), source: source.into(), proxy: proxy.into(), stage: "block4".into() }
+        Key {
+            cell: String::new(),
+            source: source.into(),
+            proxy: proxy.into(),
+            stage: "block4".into(),
+        }
     }
 
     fn row(k: &Key, seed: u64, id: u32, box_ratio: f64, zero: bool) -> Row {
@@ -344,7 +374,11 @@ mod tests {
     fn frames(rows: &[Row]) -> (DataFrame, DataFrame) {
         let split: Vec<SplitRow> = rows
             .iter()
-            .map(|r| SplitRow { key: r.key.clone(), seed: r.seed, values: [Some(0.5 + r.seed as f64 / 10.0), None] })
+            .map(|r| SplitRow {
+                key: r.key.clone(),
+                seed: r.seed,
+                values: [Some(0.5 + r.seed as f64 / 10.0), None],
+            })
             .collect();
         (rows_frame(rows).expect("rows"), split_frame(&split[..1]).expect("split"))
     }
@@ -384,7 +418,12 @@ mod tests {
         let a = key("embeddingcam", "single-point");
         let rows: Vec<Row> = [(0, [0.2, 0.4, 0.6]), (1, [0.5, 0.7, 0.9])]
             .iter()
-            .flat_map(|(seed, v)| v.iter().enumerate().map(|(i, &x)| row(&a, *seed, i as u32, x, false)).collect::<Vec<_>>())
+            .flat_map(|(seed, v)| {
+                v.iter()
+                    .enumerate()
+                    .map(|(i, &x)| row(&a, *seed, i as u32, x, false))
+                    .collect::<Vec<_>>()
+            })
             .collect();
         let (df, split) = frames(&rows);
         let s = summarize(&df, &split, &[]).expect("summary");

@@ -5,6 +5,10 @@ use std::path::Path;
 use crate::{embcam, text};
 
 fn tiny(dir: &Path, extra: &str) -> std::path::PathBuf {
+    tiny_with(dir, "", extra)
+}
+
+fn tiny_with(dir: &Path, eval: &str, extra: &str) -> std::path::PathBuf {
     let path = dir.join("tiny.toml");
     let text = format!(
         r#"name = "tiny"
@@ -28,6 +32,7 @@ methods = ["embeddingcam", "eigencam"]
 gallery = 2
 [eval]
 max_images = 8
+{eval}
 [output]
 dir = "{out}"
 {extra}"#,
@@ -87,16 +92,28 @@ fn a_tiny_experiment_writes_everything_then_reuses_every_stage() {
     // Again: every stage reused, a new run folder, the same numbers.
     let o = embcam(&["run", exp.to_str().unwrap()]);
     let t = text(&o);
-    assert!(o.status.success() && t.contains("train: reused") && t.contains("explain: reused"), "{t}");
+    assert!(
+        o.status.success() && t.contains("train: reused") && t.contains("explain: reused"),
+        "{t}"
+    );
     let run2 = tmp.path().join("results/tiny/runs/run-002");
-    assert_eq!(std::fs::read(run.join("summary.md")).unwrap(), std::fs::read(run2.join("summary.md")).unwrap());
+    assert_eq!(
+        std::fs::read(run.join("summary.md")).unwrap(),
+        std::fs::read(run2.join("summary.md")).unwrap()
+    );
 
     // --force recomputes, and with the same seed gives the same numbers.
     let o = embcam(&["run", exp.to_str().unwrap(), "--force"]);
     let t = text(&o);
-    assert!(o.status.success() && t.contains("train: computed") && t.contains("explain: computed"), "{t}");
+    assert!(
+        o.status.success() && t.contains("train: computed") && t.contains("explain: computed"),
+        "{t}"
+    );
     let run3 = tmp.path().join("results/tiny/runs/run-003");
-    assert_eq!(std::fs::read(run.join("metrics.csv")).unwrap(), std::fs::read(run3.join("metrics.csv")).unwrap());
+    assert_eq!(
+        std::fs::read(run.join("metrics.csv")).unwrap(),
+        std::fs::read(run3.join("metrics.csv")).unwrap()
+    );
 }
 
 #[test]
@@ -113,9 +130,32 @@ fn a_typo_in_the_experiment_names_the_key_and_the_file() {
 fn missing_real_data_says_where_to_put_it() {
     let tmp = tempfile::tempdir().unwrap();
     let exp = tmp.path().join("cub.toml");
-    std::fs::write(&exp, "[dataset]\nkind = \"cub\"\npath = \"/nonexistent/CUB_200_2011\"\n").unwrap();
+    std::fs::write(&exp, "[dataset]\nkind = \"cub\"\npath = \"/nonexistent/CUB_200_2011\"\n")
+        .unwrap();
     let o = embcam(&["run", exp.to_str().unwrap()]);
     let t = text(&o);
     assert!(!o.status.success() && t.contains("datasets/README.md"), "{t}");
     assert!(!t.contains("panicked"), "{t}");
+}
+
+#[test]
+fn faithfulness_curves_fill_their_columns_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp =
+        tiny_with(tmp.path(), "faithfulness = true\nfaithfulness_steps = 4\nbaselines = []", "");
+    let o = embcam(&["run", exp.to_str().unwrap()]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let summary =
+        std::fs::read_to_string(tmp.path().join("results/tiny/runs/run-001/summary.md")).unwrap();
+    assert!(summary.contains("deletion AUC") && summary.contains("insertion AUC"), "{summary}");
+    // AUCs of a similarity in [−1, 1] over f ∈ [0, 1].
+    let csv =
+        std::fs::read_to_string(tmp.path().join("results/tiny/runs/run-001/metrics.csv")).unwrap();
+    let head: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = head.iter().position(|h| *h == "deletion_auc").unwrap();
+    let values: Vec<f64> =
+        csv.lines().skip(1).map(|l| l.split(',').nth(col).unwrap().parse().unwrap()).collect();
+    assert_eq!(values.len(), 8 * 3);
+    assert!(values.iter().all(|v| (-1.0..=1.0).contains(v)), "{values:?}");
 }

@@ -1,0 +1,45 @@
+//! Small helpers shared by the modules: reading tensors back to the host, building tensors from
+//! host data, atomic file writes.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::error::{CamError, Result};
+
+/// Read a tensor back to the host as `f32`, whatever its dtype.
+pub(crate) fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    t.try_into_vec_as::<f32>().map_err(|e| CamError::TensorRead(e.to_string()))
+}
+
+/// Read a tensor back to the host as `f64`, whatever its dtype.
+pub(crate) fn to_vec_f64<const D: usize>(t: Tensor<D>) -> Result<Vec<f64>> {
+    t.try_into_vec_as::<f64>().map_err(|e| CamError::TensorRead(e.to_string()))
+}
+
+/// A float tensor of `shape` from host values (converted to the device's float dtype).
+pub(crate) fn tensor<const D: usize>(
+    values: Vec<f32>,
+    shape: [usize; D],
+    device: &Device,
+) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+/// Write `bytes` to `path` atomically: a temporary file in the same folder, then a rename.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_path(path);
+    let io = |source| CamError::Io { path: path.to_path_buf(), source };
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// The temporary sibling `path` is written through before the final rename.
+pub(crate) fn temp_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp{}", std::process::id()))
+}
