@@ -37,10 +37,13 @@ fn synth(c: &mut Criterion) {
     g.throughput(Throughput::Elements(800));
     g.sample_size(10).measurement_time(Duration::from_secs(20));
     g.bench_function("20x40_160-256px", |b| {
-        b.iter_with_setup(|| tempfile::tempdir().unwrap(), |dir| {
-            generate(&dir.path().join("s"), &cfg, &ProgressBar::hidden()).unwrap();
-            dir
-        })
+        b.iter_with_setup(
+            || tempfile::tempdir().unwrap(),
+            |dir| {
+                generate(&dir.path().join("s"), &cfg, &ProgressBar::hidden()).unwrap();
+                dir
+            },
+        )
     });
     g.finish();
 }

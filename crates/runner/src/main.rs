@@ -1,6 +1,8 @@
 //! `embcam`: the EmbeddingCAM harness's command line. A thin `main`: parse, dispatch, print
 //! `Error: …` with its causes and exit non-zero on failure.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod cli;
 mod commands;
 mod config;
