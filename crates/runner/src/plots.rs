@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Once;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
@@ -45,17 +45,12 @@ fn draw_png(
     draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<()>,
 ) -> Result<()> {
     font();
-    let dir = path.parent().context("a figure path has a folder")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{stem}.tmp-{}.png", std::process::id()));
-    {
-        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+    crate::store::write_with(path, |tmp| {
+        let root = BitMapBackend::new(tmp, size).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
         draw(&root)?;
-        root.present().map_err(plot_err)?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+        root.present().map_err(plot_err)
+    })
 }
 
 /// One bar: label, value, error-bar half-width.
