@@ -267,7 +267,6 @@ fn proxy_spec(name: &str, exp: &Experiment) -> Result<ProxySpec> {
         "predicted-class" => ProxySpec::PredictedClass { leave_query_out: c.leave_one_out },
         "knn" => ProxySpec::Knn { k: c.knn },
         "wrong-class" => ProxySpec::WrongClass { pick: WrongClassPick::Nearest },
-        "classifier-row" => ProxySpec::ClassifierRow { class: None },
         other => bail!("unknown proxy `{other}`"),
     })
 }
