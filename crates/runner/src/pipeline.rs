@@ -522,8 +522,12 @@ fn embed(
 }
 
 fn input_tensor(b: &embcam_cub::load::Batch, device: &Device) -> Tensor<4> {
-    let shape = [b.len(), 3, b.height as usize, b.width as usize];
-    Tensor::<4>::from_data(TensorData::new(b.pixels.clone(), shape), device)
+    image_tensor(b.pixels.clone(), b.len(), b.height as usize, b.width as usize, device)
+}
+
+/// `n` RGB images, CHW row-major one after another, as a `[n, 3, h, w]` tensor.
+fn image_tensor(pixels: Vec<f32>, n: usize, h: usize, w: usize, device: &Device) -> Tensor<4> {
+    Tensor::<4>::from_data(TensorData::new(pixels, [n, 3, h, w]), device)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -611,6 +615,17 @@ fn explain_net(
             let proxies = bank.batch(&specs, &queries)?;
             let outs =
                 embcam_cam::explain_many(net, x, &proxies, methods, &opts, &ProgressBar::hidden())?;
+            // The gallery's original images, decoded once per image (not once per tile).
+            let originals: Vec<Option<image::RgbImage>> = (0..batch.len())
+                .map(|b| {
+                    let t = &truths[chunk_i * c.batch_size + b];
+                    if !suffix.is_empty() || chunk_i * c.batch_size + b >= c.gallery {
+                        return Ok(None);
+                    }
+                    let rec = data.dataset.image(t.id).context("known image")?;
+                    Ok(Some(embcam_cub::load::decode_rgb(&data.dataset.image_path(rec), t.id)?))
+                })
+                .collect::<Result<_>>()?;
             for (m, (out, writer)) in methods.iter().zip(outs.iter().zip(writers.iter_mut())) {
                 writer.append(&out.maps)?;
                 for w in &out.warnings {
@@ -648,13 +663,10 @@ fn explain_net(
                             None => None,
                         };
                         groups.add(key, score_image(&map, t, cfg)?, faith);
-                        if suffix.is_empty() && chunk_i * c.batch_size + b < c.gallery {
-                            let rec = data.dataset.image(t.id).context("known image")?;
-                            let img =
-                                embcam_cub::load::decode_rgb(&data.dataset.image_path(rec), t.id)?;
+                        if let Some(img) = &originals[b] {
                             let style = embcam_cam::OverlayStyle::default();
                             let tile = embcam_cam::overlay(
-                                &img,
+                                img,
                                 &map.values,
                                 Some(&t.bbox),
                                 t.mask.as_ref(),
@@ -738,7 +750,7 @@ impl Faithfulness {
         };
         let embed = |images: &[Vec<f32>]| -> Result<Vec<Vec<f32>>, embcam_model::ModelError> {
             let flat: Vec<f32> = images.iter().flatten().copied().collect();
-            let x = Tensor::<4>::from_data(TensorData::new(flat, [images.len(), 3, h, w]), device);
+            let x = image_tensor(flat, images.len(), h, w, device);
             let y = net
                 .forward(x)
                 .try_into_vec_as::<f32>()
