@@ -63,6 +63,59 @@ pub fn write_npy(path: &Path, shape: &[usize], values: &[f32]) -> Result<()> {
     util::write_atomic(path, &bytes)
 }
 
+/// Read a `.npy` file of little-endian `f32` in C order (what [`write_npy`] and
+/// [`HeatmapWriter`] write; also NumPy's own `np.save` of a `float32` array): its shape and values.
+/// Anything else (another dtype, Fortran order, a short file) is an error naming the file.
+pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
+    let bytes =
+        std::fs::read(path).map_err(|source| CamError::Io { path: path.to_path_buf(), source })?;
+    let bad = |why: &str| {
+        CamError::Invalid(format!(
+            "{}: not a little-endian f32 .npy file ({why}); heatmap files are written by \
+             `embcam explain`, rerun it to rewrite them",
+            path.display()
+        ))
+    };
+    if bytes.len() < 10 || &bytes[..8] != b"\x93NUMPY\x01\x00" {
+        return Err(bad("no NPY v1.0 magic"));
+    }
+    let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = bytes.get(10..10 + len).ok_or_else(|| bad("header cut short"))?;
+    let header = std::str::from_utf8(header).map_err(|_| bad("header is not text"))?;
+    let compact: String = header.chars().filter(|c| !c.is_whitespace()).collect();
+    if !compact.contains("'descr':'<f4'") {
+        return Err(bad("dtype is not '<f4'"));
+    }
+    if !compact.contains("'fortran_order':False") {
+        return Err(bad("Fortran order"));
+    }
+    let shape_txt = compact
+        .split("'shape':(")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .ok_or_else(|| bad("no shape"))?;
+    let shape: Vec<usize> = shape_txt
+        .split(',')
+        .filter(|d| !d.is_empty())
+        .map(|d| d.parse().map_err(|_| bad("shape is not a tuple of integers")))
+        .collect::<Result<_>>()?;
+    let data = &bytes[10 + len..];
+    let n = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| bad("shape overflows"))?;
+    if data.len() != n * 4 {
+        return Err(bad(&format!(
+            "shape {shape:?} needs {} bytes of data, found {}",
+            n * 4,
+            data.len()
+        )));
+    }
+    let values =
+        data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    Ok((shape, values))
+}
+
 /// Which map a [`HeatmapWriter`] stores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Stored {
@@ -245,6 +298,30 @@ mod tests {
                 .unwrap_or_default()
                 .contains("'shape': (5,)")
         );
+    }
+
+    #[test]
+    fn read_npy_reads_what_write_npy_wrote_and_rejects_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.npy");
+        let values: Vec<f32> = (0..24).map(|i| i as f32 * 0.5 - 3.0).collect();
+        write_npy(&p, &[2, 3, 4], &values).unwrap();
+        assert_eq!(read_npy(&p).unwrap(), (vec![2, 3, 4], values));
+        write_npy(&p, &[5], &[1.0; 5]).unwrap();
+        assert_eq!(read_npy(&p).unwrap().0, vec![5]);
+        // A file cut short names the file and what is wrong.
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() - 3]).unwrap();
+        let e = read_npy(&p).unwrap_err().to_string();
+        assert!(e.contains("a.npy") && e.contains("needs 20 bytes"), "{e}");
+        // Another dtype (NumPy's float64 header) is refused, not misread.
+        let mut f64_header = npy_header(&[5]);
+        let at = f64_header.windows(3).position(|w| w == b"<f4").unwrap();
+        f64_header[at + 2] = b'8';
+        std::fs::write(&p, &f64_header).unwrap();
+        assert!(read_npy(&p).unwrap_err().to_string().contains("'<f4'"));
+        std::fs::write(&p, b"garbage").unwrap();
+        assert!(read_npy(&p).unwrap_err().to_string().contains("magic"));
     }
 
     #[test]

@@ -241,14 +241,19 @@ pub fn write_gallery(
     let png = dir.join(format!("{name}.png"));
     let csv = dir.join(format!("{name}.csv"));
     write_png(&png, &grid)?;
+    util::write_atomic(&csv, gallery_index(cells).as_bytes())?;
+    Ok((png, csv))
+}
+
+/// The CSV index of a gallery, `row,col,image_id,method,proxy`: what each cell shows.
+pub fn gallery_index(cells: &[Vec<(u32, String, String, RgbImage)>]) -> String {
     let mut text = String::from("row,col,image_id,method,proxy\n");
     for (r, row) in cells.iter().enumerate() {
         for (c, (id, method, proxy, _)) in row.iter().enumerate() {
             text.push_str(&format!("{r},{c},{id},{method},{proxy}\n"));
         }
     }
-    util::write_atomic(&csv, text.as_bytes())?;
-    Ok((png, csv))
+    text
 }
 
 #[cfg(test)]

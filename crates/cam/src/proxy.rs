@@ -207,6 +207,10 @@ pub enum ProxySpec {
         /// The class, or the image's own.
         class: Option<u32>,
     },
+    /// The bank's classifier row of the query's top-scoring class, `argmax_c W_c·z` (classic
+    /// Grad-CAM explains the predicted class; it is also the only row there is for an image of a
+    /// class the classifier was not trained on).
+    TopClassifierRow,
 }
 
 impl ProxySpec {
@@ -228,6 +232,7 @@ impl ProxySpec {
             }
             ProxySpec::ClassifierRow { class: None } => "classifier-row".into(),
             ProxySpec::ClassifierRow { class: Some(c) } => format!("classifier-row{c}"),
+            ProxySpec::TopClassifierRow => "classifier-row-top".into(),
         }
     }
 }
@@ -469,9 +474,7 @@ impl ProxyBank {
             }
             ProxySpec::Knn { k } => self.knn(q, k),
             ProxySpec::ClassifierRow { class } => {
-                let cls = self.classifier.as_ref().ok_or_else(|| {
-                    CamError::Invalid("classifier-row proxy asked for, but the bank has no classifier (ProxyBank::with_classifier)".into())
-                })?;
+                let cls = self.classifier()?;
                 let c = class.unwrap_or(q.label);
                 let row = cls.classes.iter().position(|&x| x == c).ok_or_else(|| {
                     CamError::EmptyClass {
@@ -479,21 +482,62 @@ impl ProxyBank {
                         detail: "the classifier has no row for this class".into(),
                     }
                 })?;
-                let vector = cls.weight[row * cls.dim..(row + 1) * cls.dim].to_vec();
-                if vector.iter().any(|v| !v.is_finite()) {
-                    return Err(CamError::NonFinite { what: format!("class {c}: classifier row") });
+                self.classifier_row(row)
+            }
+            ProxySpec::TopClassifierRow => {
+                let cls = self.classifier()?;
+                if q.embedding.len() != cls.dim {
+                    return Err(CamError::ProxyDim {
+                        what: format!("image {}", q.id),
+                        expected: cls.dim,
+                        got: q.embedding.len(),
+                    });
                 }
-                Ok(Proxy {
-                    vector,
-                    origin: ProxyOrigin {
-                        kind: ProxyKind::ClassifierRow,
-                        split: "classifier".into(),
-                        class: Some(c),
-                        images: vec![],
-                    },
-                })
+                // The top class of W·z; ties go to the first row (as argmax does).
+                let score = |r: usize| -> f64 {
+                    let w = &cls.weight[r * cls.dim..(r + 1) * cls.dim];
+                    w.iter().zip(q.embedding).map(|(a, b)| *a as f64 * *b as f64).sum()
+                };
+                let row = (0..cls.classes.len())
+                    .map(|r| (r, score(r)))
+                    .fold(None::<(usize, f64)>, |best, (r, s)| match best {
+                        Some((_, b)) if b >= s => best,
+                        _ => Some((r, s)),
+                    })
+                    .map(|(r, _)| r)
+                    .ok_or_else(|| CamError::Invalid("the classifier has no rows".into()))?;
+                self.classifier_row(row)
             }
         }
+    }
+
+    fn classifier(&self) -> Result<&Classifier> {
+        self.classifier.as_ref().ok_or_else(|| {
+            CamError::Invalid(
+                "classifier-row proxy asked for, but the bank has no classifier \
+                 (ProxyBank::with_classifier)"
+                    .into(),
+            )
+        })
+    }
+
+    /// Row `row` of the classifier as a proxy.
+    fn classifier_row(&self, row: usize) -> Result<Proxy> {
+        let cls = self.classifier()?;
+        let c = cls.classes[row];
+        let vector = cls.weight[row * cls.dim..(row + 1) * cls.dim].to_vec();
+        if vector.iter().any(|v| !v.is_finite()) {
+            return Err(CamError::NonFinite { what: format!("class {c}: classifier row") });
+        }
+        Ok(Proxy {
+            vector,
+            origin: ProxyOrigin {
+                kind: ProxyKind::ClassifierRow,
+                split: "classifier".into(),
+                class: Some(c),
+                images: vec![],
+            },
+        })
     }
 
     fn knn(&self, q: &Query<'_>, k: usize) -> Result<Proxy> {

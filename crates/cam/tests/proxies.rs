@@ -85,6 +85,13 @@ fn classifier_rows_and_batches() {
     let q = Query { id: 1, label: 1, embedding: &[1.0, 0.0] };
     let row = b.resolve(&ProxySpec::ClassifierRow { class: None }, &q).unwrap();
     assert_eq!((row.vector.clone(), row.origin.kind), (vec![3.0, 4.0], ProxyKind::ClassifierRow));
+    // The top class of W·z: for z = (1, 0) the scores are 1, 3, 5 → class 2; for z = (−1, 0.5)
+    // they are 0, −1, −2 → class 0. Whatever the image's own label.
+    let top = b.resolve(&ProxySpec::TopClassifierRow, &q).unwrap();
+    assert_eq!((top.vector.clone(), top.origin.class), (vec![5.0, 6.0], Some(2)));
+    let q_neg = Query { id: 9, label: 7, embedding: &[-1.0, 0.5] };
+    assert_eq!(b.resolve(&ProxySpec::TopClassifierRow, &q_neg).unwrap().origin.class, Some(0));
+    assert!(bank().resolve(&ProxySpec::TopClassifierRow, &q).is_err(), "no classifier attached");
     let specs = [
         ProxySpec::ClassMean { leave_query_out: false },
         ProxySpec::ClassifierRow { class: Some(2) },
