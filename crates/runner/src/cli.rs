@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// The EmbeddingCAM harness: generate and check datasets in CUB-200-2011's layout (and, as the
-/// project grows, train embedding networks, explain them and score the explanations).
+/// The EmbeddingCAM harness: generate and check datasets in CUB-200-2011's layout, train embedding
+/// networks, explain them with EmbeddingCAM and other CAM methods, score the heatmaps against
+/// boxes and masks, and make tables and plots.
 #[derive(Debug, Parser)]
 #[command(name = "embcam", version, about, long_about = None)]
 pub struct Cli {
@@ -38,6 +39,74 @@ pub enum Command {
     ///
     /// Example: `embcam train experiments/quickstart.toml`
     Train(RunArgs),
+    /// Data, training and heatmaps: every method × proxy × stage of the experiment, stored as
+    /// raw maps (`.npy` + CSV index) with a labelled overlay gallery in the explain stage's folder.
+    ///
+    /// Example: `embcam explain experiments/quickstart.toml`
+    Explain(RunArgs),
+    /// Everything up to the scores: heatmaps (cached) scored against boxes and masks, with the
+    /// baselines; prints the summary table without writing a run folder. A change to `[eval]`
+    /// re-scores the stored heatmaps without recomputing them.
+    ///
+    /// Example: `embcam evaluate experiments/quickstart.toml`
+    Evaluate(RunArgs),
+    /// Tables and plots from finished run folders: one run's summary and plots remade from its
+    /// data files (in place, or into --out), or several runs side by side in one table (--out
+    /// needed), each run's cells prefixed with `<experiment>/<run-id>`.
+    ///
+    /// Example: `embcam report results/quickstart/runs/run-001`
+    ///
+    /// Example: `embcam report results/a/runs/run-001 results/b/runs/run-002 --out results/a-vs-b`
+    Report(ReportArgs),
+    /// Throughput on a device: training steps, inference, EmbeddingCAM heatmaps (autodiff and
+    /// closed form) and metric scoring, as a markdown table with the machine and the command.
+    ///
+    /// Example: `embcam bench --device flex --backbone small-cnn --size 128 --out results/bench-flex.md`
+    Bench(BenchArgs),
+}
+
+/// `embcam report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Finished run folders (`<output>/<experiment>/runs/run-NNN`).
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+    /// Where to write the tables and plots. Default with one run: the run folder itself (its
+    /// summary and plots are remade from its own data files). Needed with several runs.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write into an --out folder that already holds a report.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `embcam bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// `flex`, `tch-cpu` or `tch-cuda[:N]` (the last two need a build with `--features tch`).
+    #[arg(long, default_value = "flex")]
+    pub device: String,
+    /// `small-cnn`, `resnet18`, `resnet34` or `resnet50`.
+    #[arg(long, default_value = "small-cnn")]
+    pub backbone: String,
+    /// Input side in pixels.
+    #[arg(long, default_value_t = 128)]
+    pub size: usize,
+    /// Images per batch (a multiple of 4).
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Embedding dimension.
+    #[arg(long, default_value_t = 128)]
+    pub dim: usize,
+    /// Timed iterations per measurement (after one untimed).
+    #[arg(long, default_value_t = 3)]
+    pub iters: usize,
+    /// Proxies per image for the heatmap measurements (repeat for several).
+    #[arg(long, default_values_t = [1, 10])]
+    pub proxies: Vec<usize>,
+    /// Also write the report to this file (must not exist).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// `embcam run` and `embcam train`.

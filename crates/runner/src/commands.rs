@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use embcam_cub::synth::{SynthConfig, generate};
 
-use crate::cli::{Cli, Command, SynthArgs, ValidateArgs};
+use crate::cli::{Cli, Command, ReportArgs, SynthArgs, ValidateArgs};
 use crate::progress::bar;
+use crate::report;
 use crate::run::Until;
 
 /// Run a parsed command line.
@@ -16,7 +17,56 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Validate(a) => validate(a),
         Command::Run(a) => crate::run::run(&a.experiment, a.force, Until::Report).map(drop),
         Command::Train(a) => crate::run::run(&a.experiment, a.force, Until::Train).map(drop),
+        Command::Explain(a) => crate::run::run(&a.experiment, a.force, Until::Explain).map(drop),
+        Command::Evaluate(a) => crate::run::run(&a.experiment, a.force, Until::Evaluate).map(drop),
+        Command::Report(a) => report(a),
+        Command::Bench(a) => crate::bench::command(&a),
     }
+}
+
+/// `embcam report`: tables and plots from finished run folders.
+fn report(a: ReportArgs) -> Result<()> {
+    let out = match (&a.out, a.runs.as_slice()) {
+        (Some(out), _) => {
+            if out.join("summary.md").exists() && !a.force {
+                bail!(
+                    "{} already holds a report; choose another --out, or --force to replace it",
+                    out.display()
+                );
+            }
+            std::fs::create_dir_all(out)
+                .with_context(|| format!("creating the report folder {}", out.display()))?;
+            out.clone()
+        }
+        (None, [one]) => one.clone(),
+        (None, _) => bail!("several runs go into one report folder: give it with --out DIR"),
+    };
+    let data = if let [one] = a.runs.as_slice() {
+        report::read_data(one)?
+    } else {
+        let mut all = report::ReportData::default();
+        for run in &a.runs {
+            let label = run_label(run);
+            all.merge(&label, report::read_data(run)?);
+        }
+        all
+    };
+    if out != a.runs[0] || a.runs.len() > 1 {
+        report::write_data(&out, &data)?;
+    }
+    let md = report::render(&out, &data)?;
+    println!("{md}");
+    println!("tables and plots: {}", out.display());
+    Ok(())
+}
+
+/// `<experiment>/<run-id>` from `<output>/<experiment>/runs/<run-id>`.
+fn run_label(run: &Path) -> String {
+    let name = |p: Option<&Path>| {
+        p.and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    };
+    let experiment = run.parent().and_then(Path::parent);
+    format!("{}/{}", name(experiment), name(Some(run)))
 }
 
 fn synth(a: SynthArgs) -> Result<()> {

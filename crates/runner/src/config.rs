@@ -288,7 +288,9 @@ pub struct CamSection {
     /// `xgradcam`, `layercam`, `scorecam`, `eigencam`.
     #[serde(default = "default_methods")]
     pub methods: Vec<String>,
-    /// Proxies: `normalized-mean`, `single-point`, `predicted-class`, `knn`, `wrong-class`.
+    /// Proxies: `normalized-mean`, `single-point`, `predicted-class`, `knn`, `wrong-class`, and
+    /// for `model.head = "classifier"` only, `class-score` (a one-hot proxy on the logits of the
+    /// top class: classic Grad-CAM).
     #[serde(default = "default_proxies")]
     pub proxies: Vec<String>,
     /// Stages to explain; default: the backbone's last stage.
@@ -545,7 +547,7 @@ const BACKBONES: &[&str] = &["small-cnn", "resnet18", "resnet34", "resnet50"];
 const METHODS: &[&str] =
     &["embeddingcam", "gradcam++", "hirescam", "xgradcam", "layercam", "scorecam", "eigencam"];
 const PROXIES: &[&str] =
-    &["normalized-mean", "single-point", "predicted-class", "knn", "wrong-class"];
+    &["normalized-mean", "single-point", "predicted-class", "knn", "wrong-class", "class-score"];
 const BASELINES: &[&str] = &["center-gaussian", "uniform-random", "untrained"];
 
 fn one_of(what: &str, value: &str, allowed: &[&str]) -> Result<()> {
@@ -585,6 +587,11 @@ fn validate(f: &ExperimentFile) -> Result<()> {
     for x in &c.proxies {
         one_of("cam.proxies entry", x, PROXIES)?;
     }
+    ensure!(
+        m.head == "classifier" || !c.proxies.iter().any(|p| p == "class-score"),
+        "cam.proxies: `class-score` is the score of a classifier's class (classic Grad-CAM) and \
+         needs model.head = \"classifier\"; an embedding network has no class scores"
+    );
     one_of("cam.target", &c.target, &["pre-l2", "post-l2"])?;
     ensure!(c.batch_size > 0 && c.knn > 0, "cam.batch_size and cam.knn must be positive");
     for x in &f.eval.baselines {

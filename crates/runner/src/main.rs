@@ -3,12 +3,15 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod bench;
 mod cli;
 mod commands;
 mod config;
+mod gallery;
 mod pipeline;
 mod plots;
 mod progress;
+mod report;
 mod run;
 mod store;
 mod table;

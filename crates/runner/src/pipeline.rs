@@ -15,18 +15,19 @@ use anyhow::{Context, Result, bail, ensure};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use embcam_cam::{
-    CamOptions, ClosedForm, Embeddings, HeatmapWriter, Method, ProxyBank, ProxySpec, Query, Space,
-    Stored, Target, WrongClassPick,
+    CamOptions, Classifier, ClosedForm, Embeddings, HeatmapWriter, Method, ProxyBank, ProxySpec,
+    Query, Space, Stored, Target, WrongClassPick,
 };
 use embcam_cub::load::{EvalTransform, Transform, load_batch};
 use embcam_cub::synth::{SynthConfig, generate};
-use embcam_cub::{Dataset, Split, SplitKind, Subset};
-use embcam_eval::{BaselineMap, EvalConfig, Heatmap, ImageScores, ImageTruth, score_image};
+use embcam_cub::{Dataset, Geometry, Split, SplitKind, Subset, resize_bilinear};
+use embcam_eval::{BaselineMap, EvalConfig, FaithfulnessScores, Heatmap, ImageScores, ImageTruth};
 use embcam_model::train::{
     EpochReport, Flow, Objective, OptimizerConfig, Schedule, TrainConfig, TrainData, train,
 };
 use embcam_model::{BackboneKind, Net, NetConfig, Staged};
 use indicatif::ProgressBar;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{DatasetKind, Experiment};
@@ -267,6 +268,9 @@ fn proxy_spec(name: &str, exp: &Experiment) -> Result<ProxySpec> {
         "predicted-class" => ProxySpec::PredictedClass { leave_query_out: c.leave_one_out },
         "knn" => ProxySpec::Knn { k: c.knn },
         "wrong-class" => ProxySpec::WrongClass { pick: WrongClassPick::Nearest },
+        // Classic Grad-CAM on a classifier: the logits are its "embedding", and the proxy is the
+        // one-hot vector of the top class (an identity classifier attached to the bank).
+        "class-score" => ProxySpec::TopClassifierRow,
         other => bail!("unknown proxy `{other}`"),
     })
 }
@@ -311,6 +315,10 @@ pub struct Scored {
     pub split: Vec<StoredSplit>,
     /// `(τ, localisation accuracy)` per group.
     pub tau_curves: Vec<(StoredKey, Vec<(f32, f64)>)>,
+    /// Mean deletion and insertion curves per group (when faithfulness is measured):
+    /// `(fraction of pixels, deletion similarity, insertion similarity)`.
+    #[serde(default)]
+    pub faith_curves: Vec<(StoredKey, Vec<FaithPoint>)>,
     /// Warnings from the CAM crate, for the run summary.
     pub warnings: Vec<String>,
 }
@@ -319,18 +327,16 @@ pub struct Scored {
 pub type StoredKey = (String, String, String);
 /// A per-image row: (source, proxy, stage), image id, values.
 pub type StoredRow = (StoredKey, u32, Vec<Option<f64>>);
+/// A point of the mean faithfulness curves: (fraction of pixels, deletion similarity, insertion
+/// similarity).
+pub type FaithPoint = (f64, f64, f64);
 /// A split-level row: key, MaxBoxAccV2, PxAP.
 pub type StoredSplit = (StoredKey, Option<f64>, Option<f64>);
 
 impl Scored {
     /// The rows with this experiment's cell and seed.
     pub fn rows(&self, exp: &Experiment) -> (Vec<Row>, Vec<SplitRow>) {
-        let key = |k: &StoredKey| Key {
-            cell: exp.cell.clone(),
-            source: k.0.clone(),
-            proxy: k.1.clone(),
-            stage: k.2.clone(),
-        };
+        let key = |k: &StoredKey| stored_key(exp, k);
         let rows = self
             .rows
             .iter()
@@ -351,6 +357,11 @@ impl Scored {
     }
 }
 
+/// A stored key with this experiment's cell.
+pub fn stored_key(exp: &Experiment, k: &StoredKey) -> Key {
+    Key { cell: exp.cell.clone(), source: k.0.clone(), proxy: k.1.clone(), stage: k.2.clone() }
+}
+
 /// One image's ground truth for the metrics.
 fn truth(data: &Data, k: usize) -> Result<ImageTruth> {
     let rec = &data.dataset.images[k];
@@ -365,6 +376,14 @@ fn truth(data: &Data, k: usize) -> Result<ImageTruth> {
         parts: rec.parts.clone(),
         discriminative_part: data.parts.get(&rec.class_id).copied(),
     })
+}
+
+/// Where an image's model input came from in the original image: the same plan the loader
+/// follows (`Transform::plan` at epoch 0), without decoding the image again.
+fn geometry(transform: &Transform, t: &ImageTruth) -> Geometry {
+    let (region, flip) = transform.plan(t.width, t.height, t.id, 0);
+    let size = transform.size();
+    Geometry::from_crop(t.width, t.height, region, size, size, flip)
 }
 
 fn values(s: &ImageScores, faith: Option<(f64, f64)>) -> Vec<Option<f64>> {
@@ -387,16 +406,16 @@ fn values(s: &ImageScores, faith: Option<(f64, f64)>) -> Vec<Option<f64>> {
     v
 }
 
-/// Accumulates per-image scores (and deletion/insertion AUCs, when measured) by group, then
+/// Accumulates per-image scores (and deletion/insertion results, when measured) by group, then
 /// summarises each group.
 #[derive(Default)]
 struct Groups {
     scores: BTreeMap<StoredKey, Vec<ImageScores>>,
-    faith: BTreeMap<StoredKey, Vec<Option<(f64, f64)>>>,
+    faith: BTreeMap<StoredKey, Vec<Option<FaithfulnessScores>>>,
 }
 
 impl Groups {
-    fn add(&mut self, key: StoredKey, s: ImageScores, faith: Option<(f64, f64)>) {
+    fn add(&mut self, key: StoredKey, s: ImageScores, faith: Option<FaithfulnessScores>) {
         self.scores.entry(key.clone()).or_default().push(s);
         self.faith.entry(key).or_default().push(faith);
     }
@@ -407,66 +426,99 @@ impl Groups {
             out.split.push((key.clone(), Some(report.maxboxacc.v2), report.pxap));
             out.tau_curves.push((key.clone(), report.loc_acc_curve.clone()));
             let faith = &self.faith[&key];
-            out.rows
-                .extend(scores.iter().zip(faith).map(|(s, f)| (key.clone(), s.id, values(s, *f))));
+            out.rows.extend(scores.iter().zip(faith).map(|(s, f)| {
+                let aucs =
+                    f.as_ref().map(|f| (f.deletion.similarity_auc, f.insertion.similarity_auc));
+                (key.clone(), s.id, values(s, aucs))
+            }));
+            let measured: Vec<&FaithfulnessScores> = faith.iter().flatten().collect();
+            if let Some(first) = measured.first() {
+                let n = measured.len() as f64;
+                let mean = |pick: fn(&FaithfulnessScores) -> &[f64], i: usize| {
+                    measured.iter().map(|f| pick(f)[i]).sum::<f64>() / n
+                };
+                let curve = (0..first.deletion.fractions.len())
+                    .map(|i| {
+                        (
+                            first.deletion.fractions[i],
+                            mean(|f| &f.deletion.similarity, i),
+                            mean(|f| &f.insertion.similarity, i),
+                        )
+                    })
+                    .collect();
+                out.faith_curves.push((key.clone(), curve));
+            }
         }
         Ok(())
     }
 }
 
-/// Explain the evaluation images with every method × proxy × stage on the trained (and untrained)
-/// network, write heatmaps and a gallery, and score every map and baseline.
-pub fn explain_and_score(
+/// The maps of one method at one stage of one network, as the explain stage stored them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeatmapSet {
+    /// Name in tables (`embeddingcam`, `gradcam++`, `embeddingcam (untrained)`).
+    pub source: String,
+    /// The stage.
+    pub stage: String,
+    /// The proxy columns, in the order of each image's maps.
+    pub columns: Vec<String>,
+    /// A target-free method (Eigen-CAM): every column holds the same map, scored once as `-`.
+    pub target_free: bool,
+    /// Whether the maps come from the trained network (faithfulness is measured on it only).
+    pub trained: bool,
+    /// The `.npy` file in the stage folder: raw (pre-ReLU) maps, `(images × columns, h, w)`, with
+    /// a CSV index of the same name.
+    pub file: String,
+}
+
+/// What the explain stage leaves besides the heatmap files.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Explained {
+    /// The explained images' ids, in the order of the maps.
+    pub images: Vec<u32>,
+    /// The heatmap files.
+    pub sets: Vec<HeatmapSet>,
+    /// The trained network's unit class proxies (normalized mean over the proxy set), which the
+    /// faithfulness curves measure against: `(class id, vector)`.
+    pub class_proxies: Vec<(u32, Vec<f32>)>,
+    /// Warnings from the CAM crate.
+    pub warnings: Vec<String>,
+}
+
+/// Explain the evaluation images with every method × proxy × stage on the trained (and, as a
+/// baseline, the untrained) network; write the raw maps (`.npy` + CSV index) and a gallery.
+pub fn explain(
     exp_dir: &Path,
     exp: &Experiment,
     data: &Data,
     trained: &Trained,
     device: &Device,
     force: bool,
-) -> Result<(Stage, Scored, bool)> {
+) -> Result<(Stage, Explained, bool)> {
+    let with_untrained = exp.file.eval.baselines.iter().any(|b| b == "untrained");
     let inputs = (
         &trained.stage.key,
         &exp.file.cam,
-        &exp.file.eval,
         &exp.file.dataset.eval_transform,
+        exp.file.eval.max_images,
+        with_untrained,
         exp.seed,
     );
     let stage = Stage::new(exp_dir, "explain", &inputs)?;
-    let result_path = stage.file("scored.json");
+    let result_path = stage.file("explained.json");
     if stage.is_done() && !force {
-        let scored = serde_json::from_slice(&std::fs::read(&result_path)?)
+        let explained = serde_json::from_slice(&std::fs::read(&result_path)?)
             .with_context(|| format!("reading {}", result_path.display()))?;
-        return Ok((stage, scored, true));
+        return Ok((stage, explained, true));
     }
     stage.reset()?;
     let started = Instant::now();
-    let cfg = eval_config(exp);
     let images = eval_images(exp, data);
-    let truths: Vec<ImageTruth> = images.iter().map(|&k| truth(data, k)).collect::<Result<_>>()?;
-    let mut groups = Groups::default();
-    let mut scored = Scored::default();
-
-    // Baselines that need no network.
-    for name in &exp.file.eval.baselines {
-        let map = match name.as_str() {
-            "center-gaussian" => BaselineMap::CentreGaussian { sigma: 0.25 },
-            "uniform-random" => BaselineMap::UniformRandom { seed: exp.seed },
-            _ => continue,
-        };
-        for t in &truths {
-            let s = score_image(&map.heatmap(t), t, &cfg)?;
-            groups.add((name.clone(), "-".into(), "-".into()), s, None);
-        }
-    }
-
-    let untrained_net = exp
-        .file
-        .eval
-        .baselines
-        .iter()
-        .any(|b| b == "untrained")
-        .then(|| untrained(exp, data, device))
-        .transpose()?;
+    let mut explained = Explained {
+        images: images.iter().map(|&k| data.dataset.images[k].id).collect(),
+        ..Explained::default()
+    };
+    let untrained_net = with_untrained.then(|| untrained(exp, data, device)).transpose()?;
     let mut nets: Vec<(&Net, &str)> = vec![(&trained.net, "")];
     if let Some(n) = &untrained_net {
         nets.push((n, " (untrained)"));
@@ -477,25 +529,11 @@ pub fn explain_and_score(
         } else {
             vec![Method::GradCam] // the untrained baseline: EmbeddingCAM only
         };
-        explain_net(
-            exp,
-            data,
-            net,
-            suffix,
-            &methods,
-            &images,
-            &truths,
-            &stage,
-            device,
-            &cfg,
-            &mut groups,
-            &mut scored,
-        )?;
+        explain_net(exp, data, net, suffix, &methods, &images, &stage, device, &mut explained)?;
     }
-    groups.finish(&cfg, &mut scored)?;
-    write_atomic(&result_path, &serde_json::to_vec(&scored)?)?;
+    write_atomic(&result_path, &serde_json::to_vec(&explained)?)?;
     stage.finish(started.elapsed().as_secs_f64())?;
-    Ok((stage, scored, false))
+    Ok((stage, explained, false))
 }
 
 /// Embed `images` with `net` (`z`, before L2 normalisation): the proxy table.
@@ -530,6 +568,37 @@ fn image_tensor(pixels: Vec<f32>, n: usize, h: usize, w: usize, device: &Device)
     Tensor::<4>::from_data(TensorData::new(pixels, [n, 3, h, w]), device)
 }
 
+/// The proxy set: the evaluation images, at most `per_class` per class.
+fn proxy_table(table: &Embeddings, per_class: Option<usize>) -> Result<Embeddings> {
+    let Some(m) = per_class else { return Ok(table.clone()) };
+    let mut seen: BTreeMap<u32, usize> = BTreeMap::new();
+    let keep: Vec<usize> = (0..table.len())
+        .filter(|&i| {
+            let n = seen.entry(table.labels()[i]).or_default();
+            *n += 1;
+            *n <= m
+        })
+        .collect();
+    Ok(Embeddings::new(
+        keep.iter().map(|&i| table.ids()[i]).collect(),
+        keep.iter().map(|&i| table.labels()[i]).collect(),
+        table.dim(),
+        keep.iter().flat_map(|&i| table.row(i).to_vec()).collect(),
+        "eval",
+    )?)
+}
+
+/// The identity on a classifier's logits, row `i` standing for training class `classes[i]` (the
+/// order the classifier head was trained with): with it, a classifier-row proxy is the one-hot
+/// vector of a class, and EmbeddingCAM on it is Grad-CAM of that class's score.
+fn logit_classifier(classes: &[u32], dim: usize) -> Classifier {
+    let mut weight = vec![0.0; dim * dim];
+    for i in 0..dim {
+        weight[i * dim + i] = 1.0;
+    }
+    Classifier { classes: classes.iter().copied().take(dim).collect(), dim, weight }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn explain_net(
     exp: &Experiment,
@@ -538,41 +607,22 @@ fn explain_net(
     suffix: &str,
     methods: &[Method],
     images: &[usize],
-    truths: &[ImageTruth],
     stage: &Stage,
     device: &Device,
-    cfg: &EvalConfig,
-    groups: &mut Groups,
-    scored: &mut Scored,
+    explained: &mut Explained,
 ) -> Result<()> {
     let c = &exp.file.cam;
     let transform = eval_transform(exp);
     let table = embed(net, data, images, &transform, device)?;
-    // The proxy set: the evaluation images, at most `proxy_images_per_class` per class.
-    let bank_table = match c.proxy_images_per_class {
-        None => table.clone(),
-        Some(m) => {
-            let mut per_class: BTreeMap<u32, usize> = BTreeMap::new();
-            let keep: Vec<usize> = (0..table.len())
-                .filter(|&i| {
-                    let n = per_class.entry(table.labels()[i]).or_default();
-                    *n += 1;
-                    *n <= m
-                })
-                .collect();
-            Embeddings::new(
-                keep.iter().map(|&i| table.ids()[i]).collect(),
-                keep.iter().map(|&i| table.labels()[i]).collect(),
-                table.dim(),
-                keep.iter().flat_map(|&i| table.row(i).to_vec()).collect(),
-                "eval",
-            )?
+    let mut bank = ProxyBank::new(proxy_table(&table, c.proxy_images_per_class)?)?;
+    if c.proxies.iter().any(|p| p == "class-score") {
+        bank = bank.with_classifier(logit_classifier(&data.split.train_classes, net.out_dim()))?;
+    }
+    if suffix.is_empty() {
+        for class in bank.classes() {
+            explained.class_proxies.push((class, bank.class_mean(class, None)?.vector));
         }
-    };
-    let bank = ProxyBank::new(bank_table)?;
-    let faithfulness = (exp.file.eval.faithfulness && suffix.is_empty())
-        .then(|| Faithfulness::new(&bank, exp.file.eval.faithfulness_steps))
-        .transpose()?;
+    }
     let specs: Vec<ProxySpec> =
         c.proxies.iter().map(|p| proxy_spec(p, exp)).collect::<Result<_>>()?;
     let stages: Vec<String> = if c.stages.is_empty() {
@@ -582,6 +632,17 @@ fn explain_net(
     };
     let target =
         if c.target == "post-l2" { Target::dot().on(Space::Normalized) } else { Target::dot() };
+    // The gallery: the first `c.gallery` images of the trained network, every method × proxy.
+    let gallery_images = if suffix.is_empty() { c.gallery.min(images.len()) } else { 0 };
+    let gallery_truths: Vec<ImageTruth> =
+        images[..gallery_images].iter().map(|&k| truth(data, k)).collect::<Result<_>>()?;
+    let originals: Vec<image::RgbImage> = gallery_truths
+        .iter()
+        .map(|t| {
+            let rec = data.dataset.image(t.id).context("known image")?;
+            Ok(embcam_cub::load::decode_rgb(&data.dataset.image_path(rec), t.id)?)
+        })
+        .collect::<Result<_>>()?;
     let pb = bar(if suffix.is_empty() { "explaining" } else { "untrained" });
     pb.set_length((images.len() * stages.len()) as u64);
     for st in &stages {
@@ -589,17 +650,15 @@ fn explain_net(
         let mut opts = CamOptions::new(st.clone());
         opts.target = target.clone();
         opts.closed_form = if c.closed_form { ClosedForm::Auto } else { ClosedForm::Off };
-        let mut writers: Vec<HeatmapWriter> = methods
+        let names: Vec<String> = methods
             .iter()
-            .map(|m| {
-                HeatmapWriter::create(
-                    &stage.dir,
-                    &format!("{}{}-{st}", label(*m), suffix.replace(' ', "_")),
-                    Stored::Raw,
-                )
-            })
+            .map(|m| format!("{}{}-{st}", label(*m), suffix.replace(' ', "_")))
+            .collect();
+        let mut writers: Vec<HeatmapWriter> = names
+            .iter()
+            .map(|name| HeatmapWriter::create(&stage.dir, name, Stored::Raw))
             .collect::<Result<_, _>>()?;
-        let mut gallery: Vec<Vec<(u32, String, String, image::RgbImage)>> = Vec::new();
+        let mut gallery = crate::gallery::Gallery::default();
         for (chunk_i, chunk) in images.chunks(c.batch_size).enumerate() {
             let batch = load_batch(&data.dataset, chunk, &transform, 0)?;
             let x = input_tensor(&batch, device);
@@ -615,74 +674,27 @@ fn explain_net(
             let proxies = bank.batch(&specs, &queries)?;
             let outs =
                 embcam_cam::explain_many(net, x, &proxies, methods, &opts, &ProgressBar::hidden())?;
-            // The gallery's original images, decoded once per image (not once per tile).
-            let originals: Vec<Option<image::RgbImage>> = (0..batch.len())
-                .map(|b| {
-                    let t = &truths[chunk_i * c.batch_size + b];
-                    if !suffix.is_empty() || chunk_i * c.batch_size + b >= c.gallery {
-                        return Ok(None);
-                    }
-                    let rec = data.dataset.image(t.id).context("known image")?;
-                    Ok(Some(embcam_cub::load::decode_rgb(&data.dataset.image_path(rec), t.id)?))
-                })
-                .collect::<Result<_>>()?;
             for (m, (out, writer)) in methods.iter().zip(outs.iter().zip(writers.iter_mut())) {
                 writer.append(&out.maps)?;
                 for w in &out.warnings {
                     let msg = format!("{}{suffix}: {w}", label(*m));
-                    if !scored.warnings.contains(&msg) {
-                        scored.warnings.push(msg);
+                    if !explained.warnings.contains(&msg) {
+                        explained.warnings.push(msg);
                     }
                 }
                 for b in 0..batch.len() {
-                    let t = &truths[chunk_i * c.batch_size + b];
-                    // A target-free method's map is the same for every proxy: score it once.
-                    let columns: Vec<&str> = if *m == Method::EigenCam {
-                        vec!["-"]
-                    } else {
-                        c.proxies.iter().map(String::as_str).collect()
+                    let row = chunk_i * c.batch_size + b;
+                    let (Some(t), Some(img)) = (gallery_truths.get(row), originals.get(row)) else {
+                        continue;
                     };
-                    for (p, proxy_name) in columns.into_iter().enumerate() {
-                        let map = Heatmap {
-                            width: t.width,
-                            height: t.height,
-                            values: out.maps.to_original(b, p, &batch.geometries[b], 0.0),
-                        };
-                        let key =
-                            (format!("{}{suffix}", label(*m)), proxy_name.to_string(), st.clone());
-                        let faith = match &faithfulness {
-                            Some(f) => Some(f.aucs(
-                                net,
-                                &batch,
-                                b,
-                                &out.maps.upsampled(b, p),
-                                t.id,
-                                queries[b].label,
-                                device,
-                            )?),
-                            None => None,
-                        };
-                        groups.add(key, score_image(&map, t, cfg)?, faith);
-                        if let Some(img) = &originals[b] {
-                            let style = embcam_cam::OverlayStyle::default();
-                            let tile = embcam_cam::overlay(
-                                img,
-                                &map.values,
-                                Some(&t.bbox),
-                                t.mask.as_ref(),
-                                &style,
-                            )?;
-                            let row = chunk_i * c.batch_size + b;
-                            if gallery.len() <= row {
-                                gallery.resize_with(row + 1, Vec::new);
-                            }
-                            gallery[row].push((
-                                t.id,
-                                label(*m).to_string(),
-                                proxy_name.to_string(),
-                                tile,
-                            ));
-                        }
+                    let proxies_shown = if *m == Method::EigenCam { 1 } else { c.proxies.len() };
+                    for p in 0..proxies_shown {
+                        let map = out.maps.to_original(b, p, &batch.geometries[b], 0.0);
+                        let style = embcam_cam::OverlayStyle::default();
+                        let tile =
+                            embcam_cam::overlay(img, &map, Some(&t.bbox), t.mask.as_ref(), &style)?;
+                        let column = if *m == Method::EigenCam { "-" } else { &c.proxies[p] };
+                        gallery.push(row, t.id, label(*m), column, tile);
                     }
                 }
             }
@@ -691,12 +703,155 @@ fn explain_net(
         for w in writers {
             w.finish()?;
         }
-        if !gallery.is_empty() {
-            embcam_cam::write_gallery(&stage.dir, &format!("gallery-{st}"), &gallery, 160)?;
+        for (m, name) in methods.iter().zip(names) {
+            explained.sets.push(HeatmapSet {
+                source: format!("{}{suffix}", label(*m)),
+                stage: st.clone(),
+                columns: c.proxies.clone(),
+                target_free: *m == Method::EigenCam,
+                trained: suffix.is_empty(),
+                file: format!("{name}.npy"),
+            });
         }
+        gallery.write(&stage.dir, &format!("gallery-{st}"), 160)?;
     }
     pb.finish_and_clear();
     Ok(())
+}
+
+/// Score every stored heatmap and every baseline: per-image rows, split-level metrics, τ curves,
+/// and (when asked) deletion/insertion curves on the trained network.
+pub fn evaluate(
+    exp_dir: &Path,
+    exp: &Experiment,
+    data: &Data,
+    trained: &Trained,
+    explain: (&Stage, &Explained),
+    device: &Device,
+    force: bool,
+) -> Result<(Stage, Scored, bool)> {
+    let (explain_stage, explained) = explain;
+    let stage = Stage::new(exp_dir, "evaluate", &(&explain_stage.key, &exp.file.eval))?;
+    let result_path = stage.file("scored.json");
+    if stage.is_done() && !force {
+        let scored = serde_json::from_slice(&std::fs::read(&result_path)?)
+            .with_context(|| format!("reading {}", result_path.display()))?;
+        return Ok((stage, scored, true));
+    }
+    stage.reset()?;
+    let started = Instant::now();
+    let cfg = eval_config(exp);
+    let images = eval_images(exp, data);
+    let ids: Vec<u32> = images.iter().map(|&k| data.dataset.images[k].id).collect();
+    ensure!(
+        ids == explained.images,
+        "{} explained other images than this evaluation asks for; rerun with --force",
+        explain_stage.dir.display()
+    );
+    let truths: Vec<ImageTruth> = images.iter().map(|&k| truth(data, k)).collect::<Result<_>>()?;
+    let transform = eval_transform(exp);
+    let geometries: Vec<Geometry> = truths.iter().map(|t| geometry(&transform, t)).collect();
+    let mut groups = Groups::default();
+    let mut scored = Scored { warnings: explained.warnings.clone(), ..Scored::default() };
+
+    // Baselines that need no network.
+    for name in &exp.file.eval.baselines {
+        let map = match name.as_str() {
+            "center-gaussian" => BaselineMap::CentreGaussian { sigma: 0.25 },
+            "uniform-random" => BaselineMap::UniformRandom { seed: exp.seed },
+            _ => continue,
+        };
+        let maps: Vec<Heatmap> = truths.iter().map(|t| map.heatmap(t)).collect();
+        for s in embcam_eval::score_all(maps.iter().zip(&truths).collect::<Vec<_>>(), &cfg)? {
+            groups.add((name.clone(), "-".into(), "-".into()), s, None);
+        }
+    }
+
+    let faithfulness = exp
+        .file
+        .eval
+        .faithfulness
+        .then(|| Faithfulness::new(&explained.class_proxies, exp.file.eval.faithfulness_steps));
+    let pb = bar("scoring");
+    let columns: usize =
+        explained.sets.iter().map(|s| if s.target_free { 1 } else { s.columns.len() }).sum();
+    pb.set_length((columns * images.len()) as u64);
+    for set in &explained.sets {
+        let path = explain_stage.dir.join(&set.file);
+        let (shape, raw) = embcam_cam::read_npy(&path)?;
+        let (h, w) = match shape[..] {
+            [rows, h, w] if rows == ids.len() * set.columns.len() => (h, w),
+            _ => bail!(
+                "{}: shape {shape:?} does not hold {} images × {} proxies; rerun with --force",
+                path.display(),
+                ids.len(),
+                set.columns.len()
+            ),
+        };
+        let map_of = |i: usize, p: usize| -> &[f32] {
+            let at = (i * set.columns.len() + p) * h * w;
+            &raw[at..at + h * w]
+        };
+        let relu = |m: &[f32]| -> Vec<f32> { m.iter().map(|&v| v.max(0.0)).collect() };
+        let shown: Vec<(usize, &str)> = if set.target_free {
+            vec![(0, "-")]
+        } else {
+            set.columns.iter().map(String::as_str).enumerate().collect()
+        };
+        let faith = faithfulness.as_ref().filter(|_| set.trained);
+        for (p, proxy) in shown {
+            let key = (set.source.clone(), proxy.to_string(), set.stage.clone());
+            // In chunks, so that memory holds one chunk of full-resolution maps at a time.
+            for (c, chunk) in images.chunks(64).enumerate() {
+                let range = c * 64..c * 64 + chunk.len();
+                let maps: Vec<Heatmap> = range
+                    .clone()
+                    .into_par_iter()
+                    .map(|i| Heatmap {
+                        width: truths[i].width,
+                        height: truths[i].height,
+                        values: geometries[i].map_to_original(
+                            &relu(map_of(i, p)),
+                            w as u32,
+                            h as u32,
+                            0.0,
+                        ),
+                    })
+                    .collect();
+                let scores = embcam_eval::score_all(
+                    maps.iter().zip(&truths[range.clone()]).collect::<Vec<_>>(),
+                    &cfg,
+                )?;
+                let curves: Vec<Option<FaithfulnessScores>> = match faith {
+                    None => vec![None; chunk.len()],
+                    Some(f) => {
+                        let batch = load_batch(&data.dataset, chunk, &transform, 0)?;
+                        (0..batch.len())
+                            .map(|b| {
+                                let heat = resize_bilinear(
+                                    &relu(map_of(range.start + b, p)),
+                                    w as u32,
+                                    h as u32,
+                                    batch.width,
+                                    batch.height,
+                                );
+                                f.curves(&trained.net, &batch, b, &heat, device).map(Some)
+                            })
+                            .collect::<Result<_>>()?
+                    }
+                };
+                for (s, f) in scores.into_iter().zip(curves) {
+                    groups.add(key.clone(), s, f);
+                }
+                pb.inc(chunk.len() as u64);
+            }
+        }
+    }
+    pb.finish_and_clear();
+    groups.finish(&cfg, &mut scored)?;
+    write_atomic(&result_path, &serde_json::to_vec(&scored)?)?;
+    stage.finish(started.elapsed().as_secs_f64())?;
+    Ok((stage, scored, false))
 }
 
 /// Deletion and insertion curves in embedding space (RISE, Petsiuk et al. 2018): pixels removed
@@ -712,33 +867,28 @@ struct Faithfulness {
 }
 
 impl Faithfulness {
-    fn new(bank: &ProxyBank, steps: usize) -> Result<Self> {
-        let classes = bank.classes();
-        let mut proxies = Vec::new();
-        for &c in &classes {
-            proxies.extend(bank.class_mean(c, None)?.vector);
-        }
-        let rows = classes.iter().enumerate().map(|(i, &c)| (c, i)).collect();
+    fn new(class_proxies: &[(u32, Vec<f32>)], steps: usize) -> Self {
+        let proxies = class_proxies.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+        let rows = class_proxies.iter().enumerate().map(|(i, (c, _))| (*c, i)).collect();
+        let dim = class_proxies.first().map_or(0, |(_, v)| v.len());
         let cfg = embcam_eval::FaithfulnessConfig { steps: steps.max(1), ..Default::default() };
-        Ok(Faithfulness { proxies, rows, dim: bank.table().dim(), cfg })
+        Faithfulness { proxies, rows, dim, cfg }
     }
 
-    /// `(deletion AUC, insertion AUC)` of the similarity curve for image `b` of `batch`.
-    #[allow(clippy::too_many_arguments)]
-    fn aucs(
+    /// The deletion and insertion curves of image `b` of `batch` under heatmap `heat` (at the
+    /// input's resolution).
+    fn curves(
         &self,
         net: &Net,
         batch: &embcam_cub::load::Batch,
         b: usize,
         heat: &[f32],
-        id: u32,
-        label: u32,
         device: &Device,
-    ) -> Result<(f64, f64)> {
+    ) -> Result<FaithfulnessScores> {
         let (h, w) = (batch.height as usize, batch.width as usize);
         let n = 3 * h * w;
         let input = embcam_eval::FaithfulnessInput {
-            id,
+            id: batch.ids[b],
             image: &batch.pixels[b * n..(b + 1) * n],
             channels: 3,
             height: h,
@@ -746,7 +896,7 @@ impl Faithfulness {
             heatmap: heat,
             proxies: &self.proxies,
             dim: self.dim,
-            class: *self.rows.get(&label).context("the image's class has a proxy")?,
+            class: *self.rows.get(&batch.labels[b]).context("the image's class has a proxy")?,
         };
         let embed = |images: &[Vec<f32>]| -> Result<Vec<Vec<f32>>, embcam_model::ModelError> {
             let flat: Vec<f32> = images.iter().flatten().copied().collect();
@@ -757,8 +907,7 @@ impl Faithfulness {
                 .map_err(|e| embcam_model::ModelError::TensorRead(e.to_string()))?;
             Ok(y.chunks(self.dim).map(<[f32]>::to_vec).collect())
         };
-        let s = embcam_eval::deletion_insertion(&input, &self.cfg, embed)?;
-        Ok((s.deletion.similarity_auc, s.insertion.similarity_auc))
+        Ok(embcam_eval::deletion_insertion(&input, &self.cfg, embed)?)
     }
 }
 
@@ -783,4 +932,39 @@ pub fn galleries(stage: &Stage) -> Vec<PathBuf> {
         .unwrap_or_default();
     v.sort();
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The evaluate stage recomputes each image's geometry from its size instead of decoding it
+    /// again; it must be the loader's, for both evaluation transforms.
+    #[test]
+    fn geometry_from_the_size_is_the_loaders() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg =
+            SynthConfig { classes: 2, images_per_class: 3, min_side: 60, max_side: 90, seed: 3 };
+        let s = generate(dir.path(), &cfg, &ProgressBar::hidden()).unwrap();
+        let ds = Dataset::open(&s.root, Some(&s.segmentations)).unwrap();
+        let all: Vec<usize> = (0..ds.images.len()).collect();
+        for t in [EvalTransform::center_crop(40), EvalTransform::squash(40)] {
+            let transform = Transform::Eval(t);
+            let batch = load_batch(&ds, &all, &transform, 0).unwrap();
+            for (k, rec) in ds.images.iter().enumerate() {
+                let (width, height) =
+                    embcam_cub::load::image_size(&ds.image_path(rec), rec.id).unwrap();
+                let t = ImageTruth {
+                    id: rec.id,
+                    width,
+                    height,
+                    bbox: rec.bbox,
+                    mask: None,
+                    parts: Vec::new(),
+                    discriminative_part: None,
+                };
+                assert_eq!(geometry(&transform, &t), batch.geometries[k], "image {}", rec.id);
+            }
+        }
+    }
 }

@@ -4,6 +4,18 @@ use std::path::Path;
 
 use crate::{embcam, text};
 
+/// Run `embcam args`, check it succeeded and that each named stage was `reused` or `computed`;
+/// returns its output.
+fn stages(args: &[&str], expect: &[(&str, &str)]) -> String {
+    let o = embcam(args);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    for (stage, how) in expect {
+        assert!(t.contains(&format!("{stage}: {how}")), "{stage} not {how}:\n{t}");
+    }
+    t
+}
+
 fn tiny(dir: &Path, extra: &str) -> std::path::PathBuf {
     tiny_with(dir, "", extra)
 }
@@ -47,10 +59,8 @@ dir = "{out}"
 fn a_tiny_experiment_writes_everything_then_reuses_every_stage() {
     let tmp = tempfile::tempdir().unwrap();
     let exp = tiny(tmp.path(), "");
-    let o = embcam(&["run", exp.to_str().unwrap()]);
-    let t = text(&o);
-    assert!(o.status.success(), "{t}");
-    assert!(t.contains("train: computed") && t.contains("explain: computed"), "{t}");
+    let computed = [("train", "computed"), ("explain", "computed"), ("evaluate", "computed")];
+    let t = stages(&["run", exp.to_str().unwrap()], &computed);
     let run = tmp.path().join("results/tiny/runs/run-001");
     for f in [
         "DONE",
@@ -63,6 +73,7 @@ fn a_tiny_experiment_writes_everything_then_reuses_every_stage() {
         "summary.md",
         "summary.csv",
         "tau_curves.csv",
+        "training.csv",
         "plots/box_ratio.png",
         "plots/mask_ratio.png",
         "plots/loc_acc_vs_tau.png",
@@ -90,12 +101,8 @@ fn a_tiny_experiment_writes_everything_then_reuses_every_stage() {
     assert_eq!(manifest["cells"][0]["split"], "class-disjoint");
 
     // Again: every stage reused, a new run folder, the same numbers.
-    let o = embcam(&["run", exp.to_str().unwrap()]);
-    let t = text(&o);
-    assert!(
-        o.status.success() && t.contains("train: reused") && t.contains("explain: reused"),
-        "{t}"
-    );
+    let reused = [("train", "reused"), ("explain", "reused"), ("evaluate", "reused")];
+    stages(&["run", exp.to_str().unwrap()], &reused);
     let run2 = tmp.path().join("results/tiny/runs/run-002");
     assert_eq!(
         std::fs::read(run.join("summary.md")).unwrap(),
@@ -103,12 +110,7 @@ fn a_tiny_experiment_writes_everything_then_reuses_every_stage() {
     );
 
     // --force recomputes, and with the same seed gives the same numbers.
-    let o = embcam(&["run", exp.to_str().unwrap(), "--force"]);
-    let t = text(&o);
-    assert!(
-        o.status.success() && t.contains("train: computed") && t.contains("explain: computed"),
-        "{t}"
-    );
+    stages(&["run", exp.to_str().unwrap(), "--force"], &computed);
     let run3 = tmp.path().join("results/tiny/runs/run-003");
     assert_eq!(
         std::fs::read(run.join("metrics.csv")).unwrap(),
@@ -158,4 +160,148 @@ fn faithfulness_curves_fill_their_columns_when_asked() {
         csv.lines().skip(1).map(|l| l.split(',').nth(col).unwrap().parse().unwrap()).collect();
     assert_eq!(values.len(), 8 * 3);
     assert!(values.iter().all(|v| (-1.0..=1.0).contains(v)), "{values:?}");
+    // The mean curves: 4 steps → 5 points per group and direction, and their figures.
+    let run = tmp.path().join("results/tiny/runs/run-001");
+    let curves = std::fs::read_to_string(run.join("faithfulness_curves.csv")).unwrap();
+    assert_eq!(
+        curves.lines().next(),
+        Some("cell,source,proxy,stage,seed,fraction,deletion,insertion")
+    );
+    assert_eq!(curves.lines().count(), 1 + 3 * 5, "{curves}");
+    assert!(run.join("plots/deletion.png").is_file() && run.join("plots/insertion.png").is_file());
+}
+
+#[test]
+fn explain_then_evaluate_then_rescoring_reuses_the_heatmaps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tiny(tmp.path(), "");
+    let t = stages(&["explain", exp.to_str().unwrap()], &[("explain", "computed")]);
+    assert!(!t.contains("evaluate:") && !tmp.path().join("results/tiny/runs").exists(), "{t}");
+    // The raw maps are on disk: 8 images × 2 proxies of 2×2 (40 px input, block4 at /16).
+    let stage = std::fs::read_dir(tmp.path().join("results/tiny/stages"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("explain-"))
+        .unwrap();
+    let npy = std::fs::read(stage.join("embeddingcam-block4.npy")).unwrap();
+    let header = String::from_utf8_lossy(&npy[10..128]);
+    assert!(header.contains("'shape': (16, 2, 2)"), "{header}");
+    assert_eq!(npy.len(), 128 + 16 * 4 * 4);
+    let index = std::fs::read_to_string(stage.join("embeddingcam-block4.csv")).unwrap();
+    assert_eq!(index.lines().count(), 1 + 16);
+
+    // evaluate reuses the heatmaps and prints the table without making a run folder.
+    let t = stages(
+        &["evaluate", exp.to_str().unwrap()],
+        &[("explain", "reused"), ("evaluate", "computed")],
+    );
+    assert!(t.contains("| embeddingcam | normalized-mean | block4 |"), "{t}");
+    assert!(!tmp.path().join("results/tiny/runs").exists());
+
+    // Another τ re-scores the stored heatmaps: explain reused, evaluate computed.
+    let exp = tiny_with(tmp.path(), "tau = 0.35", "");
+    stages(
+        &["run", exp.to_str().unwrap()],
+        &[("train", "reused"), ("explain", "reused"), ("evaluate", "computed")],
+    );
+}
+
+#[test]
+fn report_remakes_a_runs_tables_and_plots_and_compares_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tiny_with(tmp.path(), "faithfulness = true\nfaithfulness_steps = 4", "");
+    assert!(embcam(&["run", exp.to_str().unwrap()]).status.success());
+    let run = tmp.path().join("results/tiny/runs/run-001");
+    let views = [
+        "summary.md",
+        "summary.csv",
+        "plots/box_ratio.png",
+        "plots/loc_acc_vs_tau.png",
+        "plots/deletion.png",
+        "plots/training_map_at_r.png",
+    ];
+    let before: Vec<Vec<u8>> = views.iter().map(|f| std::fs::read(run.join(f)).unwrap()).collect();
+    for f in views {
+        std::fs::remove_file(run.join(f)).unwrap();
+    }
+    // Made again from the run's data files alone: the same bytes.
+    let o = embcam(&["report", run.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    for (f, b) in views.iter().zip(&before) {
+        assert_eq!(&std::fs::read(run.join(f)).unwrap(), b, "{f} differs");
+    }
+
+    // Two runs side by side: each run's rows under its own label.
+    let exp = tiny_with(tmp.path(), "faithfulness = true\nfaithfulness_steps = 4\ntau = 0.35", "");
+    assert!(embcam(&["run", exp.to_str().unwrap()]).status.success());
+    let run2 = tmp.path().join("results/tiny/runs/run-002");
+    let (a, b) = (run.to_str().unwrap(), run2.to_str().unwrap());
+    let o = embcam(&["report", a, b]);
+    assert!(!o.status.success() && text(&o).contains("--out"), "{}", text(&o));
+    let out = tmp.path().join("both");
+    let o = embcam(&["report", a, b, "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    for label in ["| tiny/run-001 | embeddingcam |", "| tiny/run-002 | embeddingcam |"] {
+        assert!(summary.contains(label), "{summary}");
+    }
+    assert!(out.join("plots/box_ratio-cell2.png").is_file());
+    // An existing report is not replaced without --force.
+    let o = embcam(&["report", a, b, "--out", out.to_str().unwrap()]);
+    assert!(!o.status.success() && text(&o).contains("--force"), "{}", text(&o));
+    assert!(embcam(&["report", a, b, "--out", out.to_str().unwrap(), "--force"]).status.success());
+    // An unfinished folder is refused with the reason.
+    let o = embcam(&["report", tmp.path().to_str().unwrap()]);
+    assert!(!o.status.success() && text(&o).contains("not a finished run folder"), "{}", text(&o));
+}
+
+#[test]
+fn bench_prints_a_table_and_never_overwrites() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("bench.md");
+    let args = ["bench", "--size", "32", "--batch", "4", "--iters", "1", "--proxies", "2"];
+    let o = embcam(&[&args[..], &["--out", out.to_str().unwrap()]].concat());
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let md = std::fs::read_to_string(&out).unwrap();
+    for row in [
+        "| training step",
+        "| inference |",
+        "2 proxies per image, autodiff",
+        "closed form",
+        "| all per-image metrics",
+    ] {
+        assert!(md.contains(row), "{md}");
+    }
+    // Every throughput is a positive number.
+    for line in md.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| what")) {
+        let v: f64 = line.split('|').nth(3).unwrap().trim().parse().unwrap();
+        assert!(v > 0.0, "{line}");
+    }
+    let o = embcam(&[&args[..], &["--out", out.to_str().unwrap()]].concat());
+    assert!(!o.status.success() && text(&o).contains("never overwritten"), "{}", text(&o));
+    let o = embcam(&["bench", "--device", "tch-cpu", "--iters", "1"]);
+    assert!(!o.status.success() && !text(&o).contains("panicked"), "{}", text(&o));
+}
+
+#[test]
+fn a_classifier_is_explained_with_classic_gradcam_and_embeddings_refuse_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tiny(tmp.path(), "");
+    let text_of = std::fs::read_to_string(&exp).unwrap();
+    let classifier = text_of
+        .replace("[model]\n", "[model]\nhead = \"classifier\"\n")
+        .replace("[cam]\n", "[cam]\nproxies = [\"class-score\", \"normalized-mean\"]\n");
+    std::fs::write(&exp, &classifier).unwrap();
+    let o = embcam(&["run", exp.to_str().unwrap()]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let summary =
+        std::fs::read_to_string(tmp.path().join("results/tiny/runs/run-001/summary.md")).unwrap();
+    assert!(summary.contains("| embeddingcam | class-score | block4 |"), "{summary}");
+    // An embedding network has no class scores: refused with the reason, before any work.
+    std::fs::write(&exp, classifier.replace("head = \"classifier\"\n", "")).unwrap();
+    let o = embcam(&["run", exp.to_str().unwrap()]);
+    let t = text(&o);
+    assert!(!o.status.success() && t.contains("class-score") && t.contains("model.head"), "{t}");
 }
