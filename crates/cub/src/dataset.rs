@@ -7,7 +7,7 @@
 //! root: `segmentations/<class>/<file>.png`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
 use crate::error::{CubError, Result, io};
@@ -136,7 +136,7 @@ impl Dataset {
             classes.iter().map(|(&id, (_, name))| Class { id, name: name.clone() }).collect();
 
         let images_path = file("images.txt");
-        let paths = keyed(&images_path, "id path", "image", problems, |f| Ok(f.to_string()));
+        let paths = keyed(&images_path, "id path", "image", problems, relative_path);
         let labels_path = file("image_class_labels.txt");
         let labels = keyed(&labels_path, "id class_id", "image", problems, |f| {
             parse_field::<u32>(f, "class id")
@@ -259,6 +259,18 @@ fn parse_field<T: FromStr>(s: &str, what: &str) -> std::result::Result<T, String
     s.parse().map_err(|_| format!("`{s}` is not a valid {what}"))
 }
 
+/// An image path from `images.txt`: it must stay inside `images/` (and the segmentation root),
+/// so an absolute path or a `..` is refused before anything is read from it.
+fn relative_path(f: &str) -> std::result::Result<String, String> {
+    let inside =
+        Path::new(f).components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    if inside {
+        Ok(f.to_string())
+    } else {
+        Err(format!("image path `{f}` must be relative to images/, without `..`"))
+    }
+}
+
 fn parse_box(rest: &str) -> std::result::Result<BBox, String> {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let [x, y, w, h] = f[..] else {
@@ -275,17 +287,40 @@ fn parse_box(rest: &str) -> std::result::Result<BBox, String> {
     Ok(b)
 }
 
-/// The lines of a text file: `(1-based line number, line)`, blank lines skipped.
+/// The non-blank lines of a text file, trimmed: `(1-based line number, line)`. A leading UTF-8
+/// byte-order mark is ignored; a line that is not UTF-8 is an error naming its line (the rest of
+/// the file still reads). `Err` when the file cannot be read at all.
+pub(crate) fn read_lines(path: &Path) -> Result<Vec<(usize, Result<String>)>> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let text = |line: usize, bytes: &[u8]| match std::str::from_utf8(bytes) {
+        Ok(text) => Ok(text.trim().to_string()),
+        Err(e) => Err(CubError::Parse {
+            path: path.to_path_buf(),
+            line,
+            msg: format!(
+                "not UTF-8 text (byte {} of the line); save the file as UTF-8",
+                e.valid_up_to() + 1
+            ),
+        }),
+    };
+    Ok(bytes
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .map(|(k, bytes)| (k + 1, text(k + 1, bytes)))
+        .filter(|(_, l)| !l.as_ref().is_ok_and(String::is_empty))
+        .collect())
+}
+
+/// The lines of an index file as [`read_lines`] gives them, every problem pushed to `problems`.
 fn lines(path: &Path, problems: &mut Vec<CubError>) -> Vec<(usize, String)> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(k, l)| (k + 1, l.trim().to_string()))
+    match read_lines(path) {
+        Ok(lines) => lines
+            .into_iter()
+            .filter_map(|(k, l)| l.map(|l| (k, l)).map_err(|e| problems.push(e)).ok())
             .collect(),
         Err(e) => {
-            problems.push(io(path)(e));
+            problems.push(e);
             Vec::new()
         }
     }

@@ -78,6 +78,16 @@ pub enum CubError {
         /// Image height.
         height: u32,
     },
+    /// An image file listed in `images.txt` cannot be read (missing, unreadable).
+    #[error("image id {id}: cannot read {}: {source}; images.txt lists it — restore the file from the archive", path.display())]
+    ImageFile {
+        /// Image id.
+        id: u32,
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
     /// An image file cannot be decoded (truncated, not an image, unsupported format).
     #[error("image id {id}: cannot decode {}: {msg}; the file is damaged or not a JPEG/PNG — re-extract it from the archive", path.display())]
     Decode {

@@ -15,6 +15,7 @@
 //! The crate never prints; long operations take an [`indicatif::ProgressBar`] from the caller
 //! (pass [`indicatif::ProgressBar::hidden`] for silence).
 
+pub mod atomic;
 mod dataset;
 mod error;
 mod geometry;

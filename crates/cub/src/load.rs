@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use rayon::prelude::*;
 
 use crate::dataset::{Dataset, ImageRecord};
-use crate::error::{CubError, Result, io};
+use crate::error::{CubError, Result};
 use crate::geometry::{CropRegion, Geometry};
 
 /// ImageNet channel means (RGB), applied after scaling pixels to [0, 1].
@@ -27,10 +27,15 @@ pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 /// ImageNet channel standard deviations (RGB).
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
-/// Read and decode an image file. A missing file is an I/O error naming it; a damaged or
-/// truncated one a decode error naming the image id.
+/// An image file's I/O error, naming the image id.
+fn unreadable(path: &Path, id: u32) -> impl FnOnce(std::io::Error) -> CubError {
+    move |source| CubError::ImageFile { id, path: path.to_path_buf(), source }
+}
+
+/// Read and decode an image file. A missing or unreadable file is an error naming the image id
+/// and the file; a damaged or truncated one a decode error naming both.
 pub fn open_image(path: &Path, id: u32) -> Result<DynamicImage> {
-    let bytes = std::fs::read(path).map_err(io(path))?;
+    let bytes = std::fs::read(path).map_err(unreadable(path, id))?;
     let bad = |msg: String| CubError::Decode { id, path: path.to_path_buf(), msg };
     // JPEG decoders fill a truncated scan with grey and succeed; a JPEG must end with the
     // end-of-image marker FF D9 (possibly followed by padding).
@@ -50,8 +55,8 @@ pub fn decode_rgb(path: &Path, id: u32) -> Result<RgbImage> {
 
 /// An image's size from its header, without decoding the pixels.
 pub fn image_size(path: &Path, id: u32) -> Result<(u32, u32)> {
-    let reader = image::ImageReader::open(path).map_err(io(path))?;
-    let reader = reader.with_guessed_format().map_err(io(path))?;
+    let reader = image::ImageReader::open(path).map_err(unreadable(path, id))?;
+    let reader = reader.with_guessed_format().map_err(unreadable(path, id))?;
     reader.into_dimensions().map_err(|e| CubError::Decode {
         id,
         path: path.to_path_buf(),

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod fixture;
+mod fuzz;
 mod malformed;
 mod roundtrip;
 mod synth;

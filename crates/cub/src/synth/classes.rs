@@ -11,7 +11,7 @@ use std::path::Path;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-use crate::error::{CubError, Result, io};
+use crate::error::{CubError, Result};
 
 /// A named RGB colour.
 pub type Colour = (&'static str, [u8; 3]);
@@ -289,11 +289,12 @@ pub fn read_discriminative_parts(root: &Path) -> Result<Option<Vec<(u32, u32)>>>
     if !path.exists() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
     let mut out = Vec::new();
-    for (k, line) in text.lines().enumerate().skip(1).filter(|(_, l)| !l.trim().is_empty()) {
-        let f: Vec<&str> = line.split(',').collect();
-        let bad = |msg: String| CubError::Parse { path: path.clone(), line: k + 1, msg };
+    // The first line is the header.
+    for (line, text) in crate::dataset::read_lines(&path)?.into_iter().skip(1) {
+        let text = text?;
+        let f: Vec<&str> = text.split(',').collect();
+        let bad = |msg: String| CubError::Parse { path: path.clone(), line, msg };
         if f.len() != 10 {
             return Err(bad(format!("expected 10 comma-separated fields, found {}", f.len())));
         }
