@@ -1,7 +1,6 @@
 //! Small helpers shared by the modules: reading tensors back to the host, building tensors from
 //! host data, atomic file writes.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
@@ -29,17 +28,11 @@ pub(crate) fn tensor<const D: usize>(
 
 /// Write `bytes` to `path` atomically: a temporary file in the same folder, then a rename.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temp_path(path);
-    let io = |source| CamError::Io { path: path.to_path_buf(), source };
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io)
+    embcam_cub::atomic::write_atomic(path, bytes)
+        .map_err(|source| CamError::Io { path: path.to_path_buf(), source })
 }
 
 /// The temporary sibling `path` is written through before the final rename.
 pub(crate) fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp{}", std::process::id()))
+    embcam_cub::atomic::temp_path(path)
 }

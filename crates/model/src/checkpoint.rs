@@ -47,7 +47,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ModelError> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|source| ModelError::Json { path: path.to_path_buf(), source })?;
-    std::fs::write(path, text).map_err(io_err(path))
+    embcam_cub::atomic::write_atomic(path, text.as_bytes()).map_err(io_err(path))
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ModelError> {

@@ -110,14 +110,25 @@ pub fn architecture_path(weights: &Path) -> PathBuf {
 pub fn export_safetensors(net: &Net, path: &Path) -> Result<Architecture, ModelError> {
     let config_json = serde_json::to_string(&net.config)
         .map_err(|source| ModelError::Json { path: path.to_path_buf(), source })?;
-    let mut store = SafetensorsStore::from_file(path)
+    // Written under a temporary name and renamed, so an interrupted export never leaves a
+    // half-written file under the real name.
+    let tmp = embcam_cub::atomic::temp_path(path);
+    let mut store = SafetensorsStore::from_file(&tmp)
         .skip_enum_variants(true)
         .with_to_adapter(BurnToPyTorchAdapter)
         .remap(export_remapper()?)
         .metadata("embcam.format", ARCHITECTURE_FORMAT)
         .metadata("embcam.config", config_json)
         .overwrite(true);
-    net.save_into(&mut store).map_err(|e| store_err(path, e))?;
+    let saved = net
+        .save_into(&mut store)
+        .map_err(|e| store_err(path, e))
+        .and_then(|()| canonical_header(&tmp))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(io(path)));
+    if saved.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    saved?;
 
     let mut reader = SafetensorsStore::from_file(path);
     let mut tensors: Vec<(String, Vec<usize>)> = reader
@@ -140,9 +151,51 @@ pub fn export_safetensors(net: &Net, path: &Path) -> Result<Architecture, ModelE
     let json_path = architecture_path(path);
     let json = serde_json::to_string_pretty(&arch)
         .map_err(|source| ModelError::Json { path: json_path.clone(), source })?;
-    std::fs::write(&json_path, json)
-        .map_err(|source| ModelError::Io { path: json_path, source })?;
+    embcam_cub::atomic::write_atomic(&json_path, json.as_bytes()).map_err(io(&json_path))?;
     Ok(arch)
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
+    move |source| ModelError::Io { path: path.to_path_buf(), source }
+}
+
+/// Rewrite a safetensors file's JSON header with its keys sorted. burn's writer takes the
+/// metadata from a hash map, so their order — and the file's bytes — would change from one process
+/// to the next; sorted, one seed gives one file. The entries are the same, so the header keeps its
+/// length (it is padded with spaces, as the format allows, if it ever came out shorter).
+fn canonical_header(path: &Path) -> Result<(), ModelError> {
+    let mut bytes = std::fs::read(path).map_err(io(path))?;
+    let bad =
+        |message: &str| ModelError::Store { path: path.to_path_buf(), message: message.into() };
+    let len_bytes: [u8; 8] =
+        bytes.get(..8).and_then(|b| b.try_into().ok()).ok_or_else(|| bad("no header length"))?;
+    let n = u64::from_le_bytes(len_bytes) as usize;
+    let header = bytes.get(8..8 + n).ok_or_else(|| bad("header cut short"))?;
+    let value: serde_json::Value = serde_json::from_slice(header)
+        .map_err(|source| ModelError::Json { path: path.to_path_buf(), source })?;
+    let mut sorted = serde_json::to_vec(&sort_keys(value))
+        .map_err(|source| ModelError::Json { path: path.to_path_buf(), source })?;
+    if sorted.len() > n {
+        return Err(bad("the sorted header is longer than the original"));
+    }
+    sorted.resize(n, b' ');
+    bytes[8..8 + n].copy_from_slice(&sorted);
+    std::fs::write(path, bytes).map_err(io(path))
+}
+
+/// A JSON value with every object's keys in sorted order.
+fn sort_keys(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(map) => {
+            let sorted: std::collections::BTreeMap<String, serde_json::Value> =
+                map.into_iter().map(|(k, v)| (k, sort_keys(v))).collect();
+            serde_json::Value::Object(sorted.into_iter().collect())
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.into_iter().map(sort_keys).collect())
+        }
+        other => other,
+    }
 }
 
 /// Rebuilds a network exported by [`export_safetensors`]: reads the architecture JSON beside
