@@ -2,6 +2,9 @@
 //!
 //! `cargo run --release -p embcam-model --example bench -- [device] [iters]`
 //! (device: flex | tch-cpu | tch-cuda, default flex; iters default 3). Prints a markdown table.
+//! `tch-*` needs `--features tch` (see the crate README); LibTorch's CPU thread count follows
+//! `OMP_NUM_THREADS`. flex is single-threaded unless burn's `rayon` feature is enabled
+//! (`--features burn/rayon,burn/simd`). Numbers and exact commands: `results/bench-model.md`.
 
 use embcam_model::bench::{BenchConfig, measure};
 use embcam_model::{BackboneKind, NetConfig, parse_device};
