@@ -448,6 +448,9 @@ pub struct Experiment {
     pub file: ExperimentFile,
 }
 
+/// The most runs (grid cells × seeds) one experiment file may ask for.
+pub const MAX_RUNS: usize = 10_000;
+
 /// Read, expand and validate an experiment file.
 pub fn load(path: &Path) -> Result<Vec<Experiment>> {
     let text = std::fs::read_to_string(path)
@@ -472,6 +475,21 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Experiment>> {
         path.display()
     );
     ensure!(!base.seeds.is_empty(), "{}: `seeds` must list at least one seed", path.display());
+    if let Some((key, _)) = base.grid.iter().find(|(_, values)| values.is_empty()) {
+        bail!(
+            "{}: [grid] key `{key}` has an empty list, which makes no runs; give it at least one \
+             value or remove it",
+            path.display()
+        );
+    }
+    // Count before expanding: a grid of a few long lists multiplies past what memory holds.
+    let runs = base.grid.values().fold(base.seeds.len(), |n, v| n.saturating_mul(v.len()));
+    ensure!(
+        runs <= MAX_RUNS,
+        "{}: [grid] × `seeds` asks for {runs} runs, more than the {MAX_RUNS} allowed; \
+         split the experiment into several files",
+        path.display()
+    );
     let mut out = Vec::new();
     for cell in cells(&base.grid) {
         let mut table = value.clone();
@@ -575,7 +593,13 @@ fn validate(f: &ExperimentFile) -> Result<()> {
     one_of("train.optimizer", &t.optimizer, &["adam", "sgd"])?;
     one_of("train.schedule", &t.schedule, &["cosine", "step", "constant"])?;
     ensure!(t.p >= 2 && t.k >= 2, "train.p and train.k must be at least 2 (P×K batches)");
-    ensure!(t.lr > 0.0 && t.margin >= 0.0, "train.lr must be positive and train.margin ≥ 0");
+    ensure!(t.lr.is_finite() && t.lr > 0.0, "train.lr must be a positive number");
+    ensure!(t.margin.is_finite() && t.margin >= 0.0, "train.margin must be a number ≥ 0");
+    ensure!(
+        t.weight_decay.is_finite() && t.weight_decay >= 0.0,
+        "train.weight_decay must be a number ≥ 0"
+    );
+    ensure!((0.0..1.0).contains(&t.momentum), "train.momentum must be in [0, 1)");
     let c = &f.cam;
     ensure!(
         !c.methods.is_empty() && !c.proxies.is_empty(),
@@ -600,6 +624,10 @@ fn validate(f: &ExperimentFile) -> Result<()> {
     let e = &f.eval;
     ensure!((0.0..=1.0).contains(&e.tau), "eval.tau must be in [0, 1]");
     ensure!((0.0..=1.0).contains(&e.iou), "eval.iou must be in [0, 1]");
+    ensure!(
+        e.pointing_tolerance.is_finite() && e.pointing_tolerance >= 0.0,
+        "eval.pointing_tolerance must be a number of pixels ≥ 0"
+    );
     Ok(())
 }
 
@@ -616,6 +644,22 @@ mod tests {
         assert_eq!(e[0].name, "mini");
         assert_eq!(e[0].file.train.margin, 0.2);
         assert_eq!(e[0].file.cam.proxies, vec!["normalized-mean", "single-point"]);
+    }
+
+    #[test]
+    fn numbers_out_of_range_are_refused_with_their_key() {
+        for (section, line, key) in [
+            ("train", "lr = inf", "train.lr"),
+            ("train", "lr = nan", "train.lr"),
+            ("train", "margin = -0.1", "train.margin"),
+            ("train", "weight_decay = nan", "train.weight_decay"),
+            ("train", "momentum = 1.0", "train.momentum"),
+            ("eval", "pointing_tolerance = -1.0", "eval.pointing_tolerance"),
+        ] {
+            let text = format!("{MINIMAL}[{section}]\n{line}\n");
+            let err = format!("{:#}", parse(&text, Path::new("n.toml")).unwrap_err());
+            assert!(err.contains(key) && err.contains("n.toml"), "{line}: {err}");
+        }
     }
 
     #[test]
@@ -647,3 +691,7 @@ mod tests {
         assert!(err.contains("margn") && err.contains("g.toml"), "{err}");
     }
 }
+
+#[cfg(test)]
+#[path = "config_fuzz.rs"]
+mod fuzz;

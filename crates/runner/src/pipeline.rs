@@ -61,7 +61,11 @@ pub fn data(exp: &Experiment) -> Result<Data> {
                 seed: s.seed,
             };
             if !cfg.made_at(&d.path) {
-                if d.path.exists() && std::fs::read_dir(&d.path)?.next().is_some() {
+                let listed = || {
+                    std::fs::read_dir(&d.path)
+                        .with_context(|| format!("listing {}", d.path.display()))
+                };
+                if d.path.exists() && listed()?.next().is_some() {
                     bail!(
                         "{} holds something other than the SynthCUB this experiment asks for \
                          ({}); remove it, or point dataset.path elsewhere",
@@ -92,8 +96,13 @@ pub fn data(exp: &Experiment) -> Result<Data> {
             (d.path.clone(), seg, fingerprint(&d.path)?)
         }
     };
-    let dataset = Dataset::open(&root, seg.as_deref())
-        .with_context(|| format!("reading the dataset at {}", root.display()))?;
+    let dataset = Dataset::open(&root, seg.as_deref()).with_context(|| {
+        format!(
+            "reading the dataset at {} (`embcam validate {}` lists every problem)",
+            root.display(),
+            root.display()
+        )
+    })?;
     let kind: SplitKind = d.split.parse()?;
     let subset = Subset { max_classes: d.max_classes, max_per_class: d.max_per_class };
     let split = dataset.split(kind, &subset)?;
@@ -210,7 +219,11 @@ pub fn trained(
     let reused = stage.is_done();
     if !reused {
         let started = Instant::now();
-        std::fs::create_dir_all(&stage.dir)?;
+        std::fs::create_dir_all(&stage.dir)
+            .with_context(|| format!("creating {}", stage.dir.display()))?;
+        if stage.file("run").join("last").is_dir() {
+            eprintln!("  resuming training from the last checkpoint in {}", stage.dir.display());
+        }
         let tdata = TrainData {
             dataset: data.dataset.clone(),
             train: data.split.train.clone(),
@@ -236,14 +249,19 @@ pub fn trained(
         write_atomic(&history_path, &serde_json::to_vec_pretty(&out.state)?)?;
         stage.finish(started.elapsed().as_secs_f64())?;
     }
-    let state: embcam_model::checkpoint::TrainState = serde_json::from_slice(
-        &std::fs::read(&history_path)
-            .with_context(|| format!("reading {}", history_path.display()))?,
-    )?;
+    let state: embcam_model::checkpoint::TrainState = read_json(&history_path)?;
     let best = embcam_model::checkpoint::RunDir::create(&stage.file("run"))?.best_weights();
     let net = embcam_model::weights::load_exported(&best, device)
         .with_context(|| format!("loading {}", best.display()))?;
     Ok(Trained { net: net.valid(), stage, history: state.history, reused })
+}
+
+/// A stage's JSON result; an error names the file and says how to recover.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| {
+        format!("{} is damaged; rerun with --force to recompute its stage", path.display())
+    })
 }
 
 /// The untrained network of the same configuration and seed (a baseline).
@@ -507,8 +525,7 @@ pub fn explain(
     let stage = Stage::new(exp_dir, "explain", &inputs)?;
     let result_path = stage.file("explained.json");
     if stage.is_done() && !force {
-        let explained = serde_json::from_slice(&std::fs::read(&result_path)?)
-            .with_context(|| format!("reading {}", result_path.display()))?;
+        let explained = read_json(&result_path)?;
         return Ok((stage, explained, true));
     }
     stage.reset()?;
@@ -734,8 +751,7 @@ pub fn evaluate(
     let stage = Stage::new(exp_dir, "evaluate", &(&explain_stage.key, &exp.file.eval))?;
     let result_path = stage.file("scored.json");
     if stage.is_done() && !force {
-        let scored = serde_json::from_slice(&std::fs::read(&result_path)?)
-            .with_context(|| format!("reading {}", result_path.display()))?;
+        let scored = read_json(&result_path)?;
         return Ok((stage, scored, true));
     }
     stage.reset()?;

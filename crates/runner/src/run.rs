@@ -32,7 +32,8 @@ pub fn run(path: &Path, force: bool, until: Until) -> Result<Option<PathBuf>> {
     let experiments = config::load(path)?;
     let first = &experiments[0];
     let exp_dir = first.file.output.dir.join(&first.name);
-    let text = std::fs::read_to_string(path)?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut data =
         ReportData { baselines: first.file.eval.baselines.clone(), ..Default::default() };
     let mut manifest_cells = Vec::new();
@@ -150,7 +151,7 @@ pub fn run(path: &Path, force: bool, until: Until) -> Result<Option<PathBuf>> {
     let gdir = run.join("gallery");
     for g in &galleries {
         let name = g.file_name().context("gallery file name")?;
-        std::fs::create_dir_all(&gdir)?;
+        std::fs::create_dir_all(&gdir).with_context(|| format!("creating {}", gdir.display()))?;
         std::fs::copy(g, gdir.join(name)).with_context(|| format!("copying {}", g.display()))?;
     }
     let manifest = json!({

@@ -18,15 +18,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Write a file through a closure that fills a temporary path in the same folder, then rename it
-/// into place. The temporary name ends with the file's own name, so its extension is kept (image
-/// encoders pick the format from it).
+/// into place (`embcam_cub::atomic`); the folder is created when missing. A failed write (a full
+/// disk, say) leaves neither a partial file under the real name nor the temporary one.
 pub fn write_with(path: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let dir = path.parent().context("a file path has a parent folder")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let name = path.file_name().context("a file path has a name")?.to_string_lossy();
-    let tmp = dir.join(format!(".tmp-{}-{name}", std::process::id()));
-    fill(&tmp).with_context(|| format!("writing {}", path.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
+    embcam_cub::atomic::write_with(path, fill)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Hex SHA-256 of a value's JSON, shortened to 16 characters.

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod faults;
 mod run;
 
 fn embcam(args: &[&str]) -> Output {
