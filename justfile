@@ -89,11 +89,4 @@ bench-data:
 # (crates/model/README.md explains each step).
 [group('check')]
 test-tch:
-    #!/usr/bin/env bash
-    set -euo pipefail
-    [ -x .venv/bin/pip ] || python3 -m venv .venv
-    .venv/bin/pip install -q --no-deps torch==2.9.0 nvidia-cuda-runtime-cu12==12.8.90 nvidia-cuda-cupti-cu12==12.8.90
-    T=$PWD/.venv/lib/python3.11/site-packages/torch
-    mkdir -p .libtorch-cpu/lib && ln -sfn $T/include .libtorch-cpu/include
-    for f in $T/lib/*; do case $(basename $f) in libtorch_cuda*|libc10_cuda*|libtorch_nvshmem*) ;; *) ln -sfn $f .libtorch-cpu/lib/;; esac; done
-    LIBTORCH=$PWD/.libtorch-cpu LD_LIBRARY_PATH=$T/lib cargo test -p embcam-model --features tch --locked
+    bash .ci/test-tch
