@@ -475,6 +475,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Experiment>> {
         path.display()
     );
     ensure!(!base.seeds.is_empty(), "{}: `seeds` must list at least one seed", path.display());
+    if let Some(key) = base.grid.keys().find(|k| *k == "seeds" || *k == "name") {
+        bail!(
+            "{}: [grid] cannot vary `{key}`: every cell runs the top-level `seeds` under the \
+             file's `name`; set them at the top of the file",
+            path.display()
+        );
+    }
     if let Some((key, _)) = base.grid.iter().find(|(_, values)| values.is_empty()) {
         bail!(
             "{}: [grid] key `{key}` has an empty list, which makes no runs; give it at least one \
@@ -644,6 +651,15 @@ mod tests {
         assert_eq!(e[0].name, "mini");
         assert_eq!(e[0].file.train.margin, 0.2);
         assert_eq!(e[0].file.cam.proxies, vec!["normalized-mean", "single-point"]);
+    }
+
+    #[test]
+    fn a_grid_cannot_vary_seeds_or_name() {
+        for key in ["seeds", "name"] {
+            let text = format!("{MINIMAL}[grid]\n\"{key}\" = [1, 2]\n");
+            let err = format!("{:#}", parse(&text, Path::new("s.toml")).unwrap_err());
+            assert!(err.contains(&format!("`{key}`")) && err.contains("s.toml"), "{err}");
+        }
     }
 
     #[test]
