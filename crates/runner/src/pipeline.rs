@@ -585,6 +585,22 @@ fn image_tensor(pixels: Vec<f32>, n: usize, h: usize, w: usize, device: &Device)
     Tensor::<4>::from_data(TensorData::new(pixels, [n, 3, h, w]), device)
 }
 
+/// The embeddings the proxies were built from: `<name>.npy` (`images × d`, `z` before L2
+/// normalisation, f32) and `<name>.csv` (`row,image_id,class_id`).
+fn write_embeddings(stage: &Stage, name: &str, table: &Embeddings) -> Result<()> {
+    let values: Vec<f32> = (0..table.len()).flat_map(|i| table.row(i).to_vec()).collect();
+    embcam_cam::write_npy(
+        &stage.file(&format!("{name}.npy")),
+        &[table.len(), table.dim()],
+        &values,
+    )?;
+    let mut index = String::from("row,image_id,class_id\n");
+    for (i, (id, label)) in table.ids().iter().zip(table.labels()).enumerate() {
+        index.push_str(&format!("{i},{id},{label}\n"));
+    }
+    write_atomic(&stage.file(&format!("{name}.csv")), index.as_bytes())
+}
+
 /// The proxy set: the evaluation images, at most `per_class` per class.
 fn proxy_table(table: &Embeddings, per_class: Option<usize>) -> Result<Embeddings> {
     let Some(m) = per_class else { return Ok(table.clone()) };
@@ -631,6 +647,7 @@ fn explain_net(
     let c = &exp.file.cam;
     let transform = eval_transform(exp);
     let table = embed(net, data, images, &transform, device)?;
+    write_embeddings(stage, &format!("embeddings{}", suffix.replace(' ', "_")), &table)?;
     let mut bank = ProxyBank::new(proxy_table(&table, c.proxy_images_per_class)?)?;
     if c.proxies.iter().any(|p| p == "class-score") {
         bank = bank.with_classifier(logit_classifier(&data.split.train_classes, net.out_dim()))?;

@@ -4,6 +4,15 @@ use std::path::Path;
 
 use crate::{embcam, text};
 
+/// A `.npy` file of f32 as this project writes it (128-byte header): its shape text and values.
+fn read_npy(path: &Path) -> (String, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap();
+    let header = String::from_utf8_lossy(&bytes[10..128]).to_string();
+    let shape = header.split("'shape': ").nth(1).unwrap().split(", }").next().unwrap().to_string();
+    let values = bytes[128..].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()));
+    (shape, values.collect())
+}
+
 /// Run `embcam args`, check it succeeded and that each named stage was `reused` or `computed`;
 /// returns its output.
 fn stages(args: &[&str], expect: &[(&str, &str)]) -> String {
@@ -183,12 +192,18 @@ fn explain_then_evaluate_then_rescoring_reuses_the_heatmaps() {
         .map(|e| e.unwrap().path())
         .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("explain-"))
         .unwrap();
-    let npy = std::fs::read(stage.join("embeddingcam-block4.npy")).unwrap();
-    let header = String::from_utf8_lossy(&npy[10..128]);
-    assert!(header.contains("'shape': (16, 2, 2)"), "{header}");
-    assert_eq!(npy.len(), 128 + 16 * 4 * 4);
+    let (shape, maps) = read_npy(&stage.join("embeddingcam-block4.npy"));
+    assert_eq!((shape.as_str(), maps.len()), ("(16, 2, 2)", 16 * 4));
     let index = std::fs::read_to_string(stage.join("embeddingcam-block4.csv")).unwrap();
     assert_eq!(index.lines().count(), 1 + 16);
+    // The embeddings the proxies came from: 8 images × d = 8, and the untrained network's.
+    let (shape, z) = read_npy(&stage.join("embeddings.npy"));
+    assert_eq!((shape.as_str(), z.len()), ("(8, 8)", 64));
+    assert!(z.iter().all(|v| v.is_finite()) && z.iter().any(|&v| v != 0.0));
+    assert!(stage.join("embeddings_(untrained).npy").is_file());
+    let ids = std::fs::read_to_string(stage.join("embeddings.csv")).unwrap();
+    assert_eq!(ids.lines().next(), Some("row,image_id,class_id"));
+    assert_eq!(ids.lines().count(), 1 + 8);
 
     // evaluate reuses the heatmaps and prints the table without making a run folder.
     let t = stages(
