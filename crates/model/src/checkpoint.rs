@@ -17,6 +17,7 @@ use burn::optim::ModuleOptimizer;
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
+use crate::error::io_err;
 use crate::nets::Net;
 use crate::train::{EpochReport, ValMetrics};
 use crate::weights::{export_safetensors, load_burnpack, save_burnpack};
@@ -38,10 +39,6 @@ pub struct TrainState {
 #[derive(Clone, Debug)]
 pub struct RunDir {
     root: PathBuf,
-}
-
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
-    move |source| ModelError::Io { path: path.to_path_buf(), source }
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ModelError> {

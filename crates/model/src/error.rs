@@ -114,3 +114,8 @@ impl std::fmt::Display for WeightsReport {
         Ok(())
     }
 }
+
+/// Attach a path to an I/O error.
+pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
+    move |source| ModelError::Io { path: path.to_path_buf(), source }
+}

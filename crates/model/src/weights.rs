@@ -30,7 +30,7 @@ use burn::store::{
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::error::WeightsReport;
+use crate::error::{WeightsReport, io_err};
 use crate::nets::{Net, NetConfig};
 use crate::{ModelError, Staged};
 
@@ -124,7 +124,7 @@ pub fn export_safetensors(net: &Net, path: &Path) -> Result<Architecture, ModelE
         .save_into(&mut store)
         .map_err(|e| store_err(path, e))
         .and_then(|()| canonical_header(&tmp))
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(io(path)));
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(io_err(path)));
     if saved.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -151,12 +151,8 @@ pub fn export_safetensors(net: &Net, path: &Path) -> Result<Architecture, ModelE
     let json_path = architecture_path(path);
     let json = serde_json::to_string_pretty(&arch)
         .map_err(|source| ModelError::Json { path: json_path.clone(), source })?;
-    embcam_cub::atomic::write_atomic(&json_path, json.as_bytes()).map_err(io(&json_path))?;
+    embcam_cub::atomic::write_atomic(&json_path, json.as_bytes()).map_err(io_err(&json_path))?;
     Ok(arch)
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
-    move |source| ModelError::Io { path: path.to_path_buf(), source }
 }
 
 /// Rewrite a safetensors file's JSON header with its keys sorted. burn's writer takes the
@@ -164,7 +160,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
 /// to the next; sorted, one seed gives one file. The entries are the same, so the header keeps its
 /// length (it is padded with spaces, as the format allows, if it ever came out shorter).
 fn canonical_header(path: &Path) -> Result<(), ModelError> {
-    let mut bytes = std::fs::read(path).map_err(io(path))?;
+    let mut bytes = std::fs::read(path).map_err(io_err(path))?;
     let bad =
         |message: &str| ModelError::Store { path: path.to_path_buf(), message: message.into() };
     let len_bytes: [u8; 8] =
@@ -180,7 +176,7 @@ fn canonical_header(path: &Path) -> Result<(), ModelError> {
     }
     sorted.resize(n, b' ');
     bytes[8..8 + n].copy_from_slice(&sorted);
-    std::fs::write(path, bytes).map_err(io(path))
+    std::fs::write(path, bytes).map_err(io_err(path))
 }
 
 /// A JSON value with every object's keys in sorted order.

@@ -43,20 +43,26 @@ dir = "{out_dir}"
     path
 }
 
-/// Every file named `name` under `dir`, at any depth.
-fn find(dir: &Path, name: &str) -> Vec<PathBuf> {
+/// Every path under `dir`, at any depth, whose file name satisfies `keep`.
+fn find_where(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else { return found };
     for e in entries.flatten() {
         let p = e.path();
+        if p.file_name().is_some_and(|n| keep(&n.to_string_lossy())) {
+            found.push(p.clone());
+        }
         if p.is_dir() {
-            found.extend(find(&p, name));
-        } else if p.file_name().is_some_and(|n| n == name) {
-            found.push(p);
+            found.extend(find_where(&p, keep));
         }
     }
     found.sort();
     found
+}
+
+/// Every file named `name` under `dir`, at any depth.
+fn find(dir: &Path, name: &str) -> Vec<PathBuf> {
+    find_where(dir, &|n| n == name).into_iter().filter(|p| p.is_file()).collect()
 }
 
 #[test]
@@ -202,28 +208,12 @@ fn a_disk_that_fills_up_stops_the_run_cleanly_and_a_rerun_finishes_it() {
     assert!(t.contains("Error:") && t.contains("too large"), "{t}");
     let results = tmp.path().join("full");
     assert!(find(&results, "DONE").is_empty(), "a failed stage must not look finished");
-    let leftovers: Vec<PathBuf> = find_prefix(&results, ".tmp-");
+    let leftovers = find_where(&results, &|n| n.starts_with(".tmp-"));
     assert!(leftovers.is_empty(), "temporary files left behind: {leftovers:?}");
     // With space again, the same command finishes.
     let o = embcam(&["run", exp.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(find(&results, "DONE").len(), 4, "train, explain, evaluate, the run");
-}
-
-/// Files whose name starts with `prefix`, at any depth.
-fn find_prefix(dir: &Path, prefix: &str) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return found };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix)) {
-            found.push(p.clone());
-        }
-        if p.is_dir() {
-            found.extend(find_prefix(&p, prefix));
-        }
-    }
-    found
 }
 
 /// The shipped quickstart, run twice from scratch into separate folders with the same seed,
