@@ -34,18 +34,71 @@ fn unreadable(path: &Path, id: u32) -> impl FnOnce(std::io::Error) -> CubError {
 
 /// Read and decode an image file. A missing or unreadable file is an error naming the image id
 /// and the file; a damaged or truncated one a decode error naming both.
+///
+/// JPEG decoders fill a truncated scan with grey and succeed, so a JPEG is first walked marker by
+/// marker ([`jpeg_truncation`]): one that ends before its end-of-image marker is refused. Bytes
+/// after that marker (zero padding, a camera maker's trailer) are ignored, as every common decoder
+/// ignores them.
 pub fn open_image(path: &Path, id: u32) -> Result<DynamicImage> {
     let bytes = std::fs::read(path).map_err(unreadable(path, id))?;
     let bad = |msg: String| CubError::Decode { id, path: path.to_path_buf(), msg };
-    // JPEG decoders fill a truncated scan with grey and succeed; a JPEG must end with the
-    // end-of-image marker FF D9 (possibly followed by padding).
-    if bytes.starts_with(&[0xFF, 0xD8]) {
-        let tail = &bytes[bytes.len().saturating_sub(64)..];
-        if !tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
-            return Err(bad("truncated JPEG: no end-of-image marker".into()));
-        }
+    if bytes.starts_with(&[0xFF, 0xD8])
+        && let Some(msg) = jpeg_truncation(&bytes)
+    {
+        return Err(bad(msg));
     }
     image::load_from_memory(&bytes).map_err(|e| bad(e.to_string()))
+}
+
+/// Whether a JPEG stream (`bytes` starting with the start-of-image marker `FF D8`) ends before its
+/// end-of-image marker `FF D9`: `Some(what ran out)` when it does, `None` when the marker is there
+/// (whatever follows it) or the stream is too malformed to tell, which the decoder then reports.
+///
+/// The walk follows the stream's syntax (ITU-T T.81, annex B) the way libjpeg's marker reader
+/// does: a marker is `FF` (any number of `FF` fill bytes) and a code; `00` (a stuffed data byte),
+/// `01` (TEM), `D0`–`D7` (restart) and `D8` stand alone; every other marker carries a big-endian
+/// length `L ≥ 2` that counts itself and the segment's data, which is skipped whole (so an EXIF
+/// thumbnail's own `FF D9` inside `APP1` is never mistaken for the end). Between segments, i.e. in
+/// a scan's entropy-coded data and in stray bytes lenient decoders skip, every byte up to the next
+/// `FF` is passed over. The stream ends at the first `FF D9` reached this way.
+pub fn jpeg_truncation(bytes: &[u8]) -> Option<String> {
+    let n = bytes.len();
+    let ran_out = |inside: &str| {
+        Some(format!(
+            "truncated JPEG: the file ends ({n} bytes) inside {inside}, before the end-of-image \
+             marker FF D9"
+        ))
+    };
+    let mut inside = "the headers";
+    let mut i = 2; // past FF D8
+    loop {
+        while i < n && bytes[i] != 0xFF {
+            i += 1;
+        }
+        while i < n && bytes[i] == 0xFF {
+            i += 1;
+        }
+        let Some(&code) = bytes.get(i) else { return ran_out(inside) };
+        i += 1;
+        match code {
+            0xD9 => return None,
+            0x00 | 0x01 | 0xD0..=0xD8 => {}
+            _ => {
+                let Some(&[hi, lo]) = bytes.get(i..i + 2) else {
+                    return ran_out(&format!("the length of marker FF {code:02X}"));
+                };
+                let len = usize::from(u16::from_be_bytes([hi, lo]));
+                if len < 2 {
+                    return None; // a bogus length: the decoder's error says more
+                }
+                if i + len > n {
+                    return ran_out(&format!("the segment of marker FF {code:02X}"));
+                }
+                i += len;
+                inside = if code == 0xDA { "a scan's entropy-coded data" } else { "the headers" };
+            }
+        }
+    }
 }
 
 /// Decode an image as 8-bit RGB (greyscale, CMYK, 16-bit and alpha images are converted).
@@ -339,6 +392,83 @@ impl Iterator for BatchLoader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A 24×16 baseline JPEG of a colour gradient, encoded here.
+    fn jpeg() -> Vec<u8> {
+        let img =
+            RgbImage::from_fn(24, 16, |x, y| image::Rgb([(x * 10) as u8, (y * 15) as u8, 99]));
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Jpeg).expect("encode a JPEG");
+        out.into_inner()
+    }
+
+    /// `open_image` on `bytes` written to a file, as image id 7.
+    fn open(bytes: &[u8]) -> Result<DynamicImage> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("x.jpg");
+        std::fs::write(&path, bytes).expect("write the file");
+        open_image(&path, 7)
+    }
+
+    #[test]
+    fn bytes_after_the_end_of_image_marker_are_ignored() {
+        let whole = jpeg();
+        let pixels = open(&whole).expect("a complete JPEG").into_rgb8();
+        // Zero padding, and a maker trailer holding markers of its own (even another FF D8).
+        let maker = [&b"\xFF\xD8\xFF\xE1maker\xFF\x00\xFF\xC4"[..], &[0xAB; 300]].concat();
+        for trailer in [vec![0u8; 100], vec![0u8; 10_000], maker] {
+            let padded = [&whole[..], &trailer[..]].concat();
+            let img =
+                open(&padded).unwrap_or_else(|e| panic!("{} trailing bytes: {e}", trailer.len()));
+            assert_eq!(img.into_rgb8(), pixels, "{} trailing bytes", trailer.len());
+        }
+    }
+
+    #[test]
+    fn a_cut_jpeg_is_refused_naming_the_image() {
+        let whole = jpeg();
+        let n = whole.len();
+        // In the middle of the scan; just the final FF D9 missing; cut and then zero-padded back
+        // to more than its size (the old test looked only at the last 64 bytes); in the headers.
+        for (cut, pad) in [(n / 2, 0), (n - 2, 0), (n / 2, 10_000), (20, 0)] {
+            let bytes = [&whole[..cut], &vec![0u8; pad][..]].concat();
+            let err = open(&bytes).expect_err("a truncated JPEG must be refused");
+            assert!(matches!(err, CubError::Decode { id: 7, .. }), "cut {cut}: {err}");
+            assert!(err.to_string().contains("truncated JPEG"), "cut {cut}: {err}");
+        }
+    }
+
+    #[test]
+    fn marker_walk_follows_the_jpeg_syntax() {
+        // A hand-made stream (only the structure matters to the walk):
+        let stream: Vec<u8> = [
+            &[0xFF, 0xD8][..], // SOI
+            // APP1, L = 10 (2 + 8 data bytes): a thumbnail with its own SOI … EOI, skipped whole.
+            &[0xFF, 0xE1, 0x00, 0x0A, 0xFF, 0xD8, 0x01, 0x02, 0xFF, 0xD9, 0x03, 0x04],
+            // SOF2, L = 4: data bytes that look like EOI.
+            &[0xFF, 0xC2, 0x00, 0x04, 0xFF, 0xD9],
+            // SOS, L = 3; entropy-coded data with a stuffed FF 00 and a restart marker FF D0.
+            &[0xFF, 0xDA, 0x00, 0x03, 0x01, 0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56],
+            // Fill bytes, then DHT (L = 2) between scans; a second scan.
+            &[0xFF, 0xFF, 0xFF, 0xC4, 0x00, 0x02, 0xFF, 0xDA, 0x00, 0x02, 0x78],
+            &[0xFF, 0xD9], // EOI
+        ]
+        .concat();
+        assert_eq!(jpeg_truncation(&stream), None);
+        let trailer = [&stream[..], &[0u8; 100][..], &[0xFF, 0xD8, 0xFF][..]].concat();
+        assert_eq!(jpeg_truncation(&trailer), None);
+        // Every cut before the final FF D9 is complete is truncated.
+        for cut in 2..stream.len() {
+            let msg = jpeg_truncation(&stream[..cut]).unwrap_or_else(|| panic!("cut at {cut}"));
+            assert!(msg.starts_with("truncated JPEG"), "{msg}");
+        }
+        let msg = jpeg_truncation(&stream[..17]).expect("cut inside SOF2");
+        assert!(msg.contains("marker FF C2"), "{msg}");
+        let msg = jpeg_truncation(&stream[..27]).expect("cut in the scan");
+        assert!(msg.contains("entropy-coded data"), "{msg}");
+        // A length below 2 is malformed, not truncated: left to the decoder.
+        assert_eq!(jpeg_truncation(&[0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x01]), None);
+    }
 
     #[test]
     fn eval_crop_is_centred_and_square() {

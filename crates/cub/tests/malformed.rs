@@ -1,6 +1,7 @@
 //! Malformed datasets, made by damaging a generated one: each problem gives its error, naming the
 //! file, the line and the image id; `validate` reports all of them at once.
 
+use embcam_cub::load::{EvalTransform, Transform, load_image};
 use embcam_cub::{CubError, Dataset, validate};
 use indicatif::ProgressBar;
 
@@ -89,9 +90,28 @@ fn truncated_and_garbage_images_are_decode_errors() {
     assert!(msgs[1].contains("image id 5") && msgs[1].contains("cannot decode"), "{}", msgs[1]);
     assert_eq!(report.summary.decoded, 4);
     // Loading reports it too.
-    let t = embcam_cub::load::Transform::Eval(embcam_cub::load::EvalTransform::squash(16));
-    let err = embcam_cub::load::load_image(&ds, &ds.images[1], &t, 0).unwrap_err();
+    let t = Transform::Eval(EvalTransform::squash(16));
+    let err = load_image(&ds, &ds.images[1], &t, 0).unwrap_err();
     assert!(matches!(err, CubError::Decode { id: 2, .. }));
+}
+
+#[test]
+fn bytes_after_a_complete_jpeg_are_accepted() {
+    // Zero padding or a maker's trailer after the end-of-image marker: every decoder reads the
+    // file, so `validate` and loading must too, with the same pixels.
+    let fx = Fixture::new(2, 3, 0);
+    let ds = Dataset::open(&fx.root(), None).unwrap();
+    let (rec, t) = (&ds.images[1], Transform::Eval(EvalTransform::squash(16)));
+    let path = ds.image_path(rec);
+    let whole = std::fs::read(&path).unwrap();
+    assert!(whole.starts_with(&[0xFF, 0xD8]), "the fixture's images are JPEGs");
+    let pixels = load_image(&ds, rec, &t, 0).unwrap();
+    for pad in [100, 10_000] {
+        std::fs::write(&path, [&whole[..], &vec![0u8; pad][..]].concat()).unwrap();
+        let report = validate(&fx.root(), Some(&fx.seg()), &ProgressBar::hidden());
+        assert!(report.is_ok(), "{pad} trailing zero bytes: {report}");
+        assert_eq!(load_image(&ds, rec, &t, 0).unwrap(), pixels, "{pad} trailing zero bytes");
+    }
 }
 
 #[test]
