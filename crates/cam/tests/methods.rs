@@ -1,9 +1,12 @@
 //! Every method against an independent host computation of its published formula, from the same
 //! activation `A` and gradient `G` (pytorch-grad-cam's formulas).
 
-use embcam_cam::methods::eigencam;
+use std::path::Path;
+
+use embcam_cam::methods::{eigencam, gradcam_pp};
 use embcam_cam::{
-    CamOptions, ClosedForm, Method, ProxyBatch, Staged, Target, explain_many, stage_gradients,
+    CamOptions, ClosedForm, Method, ProxyBatch, Staged, Target, explain_many, read_npy,
+    stage_gradients,
 };
 use embcam_cub::resize_bilinear;
 use indicatif::ProgressBar;
@@ -26,7 +29,8 @@ fn host_map(m: Method, a: &[f32], g: &[f32], k: usize, hw: usize) -> Vec<f32> {
             (0..hw)
                 .map(|i| {
                     let (g1, g2, g3) = (gt(c, i), gt(c, i).powi(2), gt(c, i).powi(3));
-                    let aij = if g1 != 0.0 { g2 / (2.0 * g2 + sum_a * g3 + 1e-7) } else { 0.0 };
+                    // ε = 1e-6, pytorch-grad-cam's `eps = 0.000001`.
+                    let aij = if g1 != 0.0 { g2 / (2.0 * g2 + sum_a * g3 + 1e-6) } else { 0.0 };
                     aij * g1.max(0.0)
                 })
                 .sum()
@@ -83,6 +87,34 @@ fn gradient_methods_follow_their_formulas() {
             }
         }
     }
+}
+
+/// A `.npy` array written by `tests/fixtures/gradcam_pp.py`: its shape and values.
+fn gradcam_pp_fixture(name: &str) -> (Vec<usize>, Vec<f32>) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    read_npy(&dir.join(format!("gradcam_pp_{name}.npy"))).unwrap()
+}
+
+#[test]
+fn gradcam_pp_matches_pytorch_grad_cam() {
+    // Inputs and expected weights and map from pytorch-grad-cam's own GradCAMPlusPlus formula
+    // (numpy, float32), made by tests/fixtures/gradcam_pp.py. The gradients are small (G ≈ 1e-3,
+    // G² ≈ 1e-6, as for embedding targets), so ε matters: with 1e-7 instead of the library's 1e-6
+    // some weight moves by 44% and the map by 4% of its largest value (the script checks it).
+    let (shape, a) = gradcam_pp_fixture("activations");
+    let &[n, k, h, w] = &shape[..] else { panic!("activations have shape {shape:?}") };
+    let (g_shape, g) = gradcam_pp_fixture("grads");
+    let (w_shape, expect_w) = gradcam_pp_fixture("weights");
+    let (cam_shape, expect_cam) = gradcam_pp_fixture("cam");
+    assert_eq!((g_shape, w_shape, cam_shape), (shape.clone(), vec![n, k], vec![n, h, w]));
+    let (a, g) = (tensor(a, [n, k, h, w], &device()), tensor(g, [n, k, h, w], &device()));
+    let got_w = to_vec(gradcam_pp::weights(a.clone(), g.clone()));
+    for (i, (got, expect)) in got_w.iter().zip(&expect_w).enumerate() {
+        // Each weight to 1e-4 of itself (f32 sums in another order differ by ~1e-7).
+        assert!((got - expect).abs() <= 1e-4 * expect.abs(), "w[{i}] = {got}, expected {expect}");
+    }
+    let err = rel_err(&to_vec(gradcam_pp::combine(a, g)), &expect_cam);
+    assert!(err < 1e-4, "map: max |Δ| = {err} of the largest value");
 }
 
 #[test]
