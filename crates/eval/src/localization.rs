@@ -10,7 +10,10 @@
 //! **Largest component.** Most pixels; ties go to the component whose first pixel in row-major
 //! order comes first.
 //!
-//! **Thresholds.** See [`crate::threshold`]: the set above τ is `{p : H(p)/max H ≥ τ}`.
+//! **Thresholds.** See [`crate::threshold`]: the set above τ is `{p : v(p) ≥ τ}`, with
+//! `v = H / max H` for localisation accuracy and its τ curve (DESIGN's rule) and Choe et al.'s
+//! min–max `v = (H − min H) / (max H − min H)` for MaxBoxAccV2 (wsolevaluation's
+//! `normalize_scoremap`, a constant map giving `v ≡ 0`). A [`Sweeper`] takes the levels of either.
 
 use embcam_cub::BBox;
 
@@ -109,7 +112,8 @@ pub(crate) fn localization_of(bbox: BBox, truth: &BBox, iou: f32) -> Localizatio
 }
 
 /// What one map gives at every threshold of the grid: the input of the localisation-accuracy
-/// curve and of MaxBoxAccV2.
+/// curve and of MaxBoxAccV2. `score_image` fills `largest_iou` from the max-normalised map and
+/// `hits` from the min–max normalised one (the same sweep when the map's minimum is 0).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ThresholdSweep {
     /// `IoU(box of the largest component above τ_k, truth)`, for `k = 0..S`.

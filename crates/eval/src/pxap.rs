@@ -1,5 +1,7 @@
-//! PxAP: pixel average precision of the max-normalised heatmap against the binary mask, over a
-//! whole split (Choe et al., CVPR 2020, §4.1, and wsolevaluation's `MaskEvaluator`).
+//! PxAP: pixel average precision of the heatmap against the binary mask, over a whole split
+//! (Choe et al., CVPR 2020, §4.1, and wsolevaluation's `MaskEvaluator`), on Choe et al.'s min–max
+//! normalised map `v = (H − min H)/(max H − min H)` (a constant map is `v ≡ 0`: its pixels enter
+//! only at `t = 0`; see [`crate::threshold`]).
 //!
 //! Streaming and memory-bounded: each image contributes two histograms of its pixels' levels on
 //! the τ grid ([`crate::threshold`]), foreground and background, `S + 1` bins each (bin `S` holds

@@ -140,9 +140,10 @@ pub struct ImageScores {
     pub nearest_part_distance: Option<f64>,
     /// Whether the nearest part is the discriminative part.
     pub discriminative_hit: Option<bool>,
-    /// Per-τ results for the localisation curve and MaxBoxAccV2.
+    /// Per-τ results: `largest_iou` on the max-normalised map (the localisation curve), `hits`
+    /// on Choe et al.'s min–max normalised map (MaxBoxAccV2).
     pub sweep: ThresholdSweep,
-    /// Level histograms for PxAP (when the mask applies).
+    /// Level histograms of the min–max normalised map for PxAP (when the mask applies).
     pub pxap: Option<PxapHistogram>,
 }
 
@@ -174,7 +175,7 @@ pub fn score_image(
             height: h,
         });
     }
-    let max = checked_max(id, w, values)?;
+    let (min, max) = checked_range(id, w, values)?;
     let b = truth.bbox;
     if ![b.x, b.y, b.w, b.h].iter().all(|v| v.is_finite()) {
         return Err(EvalError::NonFiniteBox { id });
@@ -206,15 +207,23 @@ pub fn score_image(
     };
     let maskr = fg.as_ref().map(|fg| ratio::mask_ratio(values, fg));
 
+    // Localisation (and its τ curve) thresholds the max-normalised map; MaxBoxAccV2 and PxAP
+    // Choe et al.'s min–max normalised one (`crate::threshold`). They are the same map when the
+    // minimum is 0 and the maximum above it, so the second sweep runs only when they differ.
     let grid = cfg.grid();
     let levels = grid.levels(values, max);
+    let choe_levels = (min != 0.0 || max == 0.0).then(|| grid.levels_min_max(values, min, max));
     let sweeper = Sweeper { width: w, height: h, grid, truth: bbox, ious: cfg.maxbox_iou };
-    let (sweep, captured) = sweeper.run(&levels, grid.index_of(cfg.tau));
+    let (mut sweep, captured) = sweeper.run(&levels, grid.index_of(cfg.tau));
+    if let Some(choe) = &choe_levels {
+        sweep.hits = sweeper.run(choe, None).0.hits;
+    }
     let loc = match captured {
         Some(loc_box) => localization_of(loc_box, &bbox, cfg.iou),
         None => localize(values, w, h, max, cfg.tau, &bbox, cfg.iou),
     };
-    let pxap = fg.as_ref().map(|fg| PxapHistogram::from_levels(grid, &levels, fg));
+    let choe = choe_levels.as_deref().unwrap_or(&levels);
+    let pxap = fg.as_ref().map(|fg| PxapHistogram::from_levels(grid, choe, fg));
 
     let peaks = pointing::peaks(values, max);
     let tol = cfg.pointing_tolerance;
@@ -250,11 +259,11 @@ pub fn score_image(
     })
 }
 
-/// The maximum of a map, after checking that every value is finite and ≥ 0 (the error names the
-/// first offending pixel). Branch-free over blocks of 8 so that it vectorises.
-fn checked_max(id: u32, width: u32, values: &[f32]) -> Result<f32, EvalError> {
+/// The minimum and maximum of a map, after checking that every value is finite and ≥ 0 (the error
+/// names the first offending pixel). Branch-free over blocks of 8 so that it vectorises.
+fn checked_range(id: u32, width: u32, values: &[f32]) -> Result<(f32, f32), EvalError> {
     // Per lane: max, min, and Σ 0·v, which is NaN as soon as some v is NaN or ±∞.
-    let (mut max, mut min, mut nan) = ([0.0f32; 8], [0.0f32; 8], [0.0f32; 8]);
+    let (mut max, mut min, mut nan) = ([0.0f32; 8], [f32::INFINITY; 8], [0.0f32; 8]);
     let chunks = values.chunks_exact(8);
     let tail = chunks.remainder();
     for c in chunks {
@@ -280,7 +289,8 @@ fn checked_max(id: u32, width: u32, values: &[f32]) -> Result<f32, EvalError> {
             EvalError::NonFiniteMap { id, x, y, value }
         });
     }
-    Ok(max.iter().fold(0.0f32, |m, &v| if v > m { v } else { m }))
+    let max = max.iter().fold(0.0f32, |m, &v| if v > m { v } else { m });
+    Ok((min.iter().fold(max, |m, &v| if v < m { v } else { m }), max))
 }
 
 /// Score many images in parallel (rayon), in the iterator's order. Pass e.g.
@@ -295,4 +305,76 @@ where
 {
     cfg.validate()?;
     items.into_par_iter().map(|(map, truth)| score_image(map, truth, cfg)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::summarize;
+
+    /// A 4×1 image whose object is pixels 2 and 3: mask and box (x 2..4, y 0..1).
+    fn truth() -> ImageTruth {
+        ImageTruth {
+            id: 1,
+            width: 4,
+            height: 1,
+            bbox: BBox { x: 2.0, y: 0.0, w: 2.0, h: 1.0 },
+            mask: Some(Mask { width: 4, height: 1, soft: vec![0, 0, 255, 255] }),
+            parts: Vec::new(),
+            discriminative_part: None,
+        }
+    }
+
+    #[test]
+    fn wsol_metrics_normalise_min_max_as_wsolevaluation() {
+        // H = [2, 3, 4, 6], minimum 2 > 0; grid S = 4 (τ = 0, 1/4, 1/2, 3/4).
+        // Choe et al.: v = (H − 2)/4 = [0, 1/4, 1/2, 1] → levels [0, 1, 2, 4].
+        // By the max:  v = H/6 = [1/3, 1/2, 2/3, 1]    → levels [1, 2, 2, 4].
+        //
+        // PxAP (positives: pixels 2, 3), thresholds from the top:
+        //   t = 1:   {3}       TP 1 FP 0: P 1, R 1/2, ΔR 1/2 → 1/2
+        //   t = 3/4: {3}       ΔR 0
+        //   t = 1/2: {2, 3}    TP 2 FP 0: P 1, R 1,   ΔR 1/2 → 1/2
+        //   t = 1/4, 0:        ΔR 0                           PxAP = 1
+        // (wsolevaluation's MaskEvaluator with cam_curve_interval 0.25 gives 1.0 too: both
+        // foreground pixels rank above both background ones). By the max, t = 1/2 would hold
+        // {1, 2, 3}: P 2/3 → PxAP 1/2 + 1/3 = 5/6.
+        //
+        // MaxBoxAccV2 (δ = .3, .5, .7), the box of the one component above each τ:
+        //   τ_0 whole image, IoU 2/4; τ_1 {1, 2, 3}, IoU 2/3; τ_2 {2, 3}, IoU 1; τ_3 {3}, 1/2.
+        //   Every δ is reached at τ_2: MaxBoxAccV2 = 1. By the max, τ_1 holds all four (1/2),
+        //   τ_2 {1, 2, 3} (2/3), τ_3 {3} (1/2): δ = .7 is never reached, (1 + 1 + 0)/3 = 2/3.
+        let cfg = EvalConfig { tau_steps: 4, tau: 0.5, ..EvalConfig::default() };
+        let map = Heatmap { width: 4, height: 1, values: vec![2.0, 3.0, 4.0, 6.0] };
+        let s = score_image(&map, &truth(), &cfg).unwrap();
+        let r = summarize("m", std::slice::from_ref(&s), &cfg).unwrap();
+        assert_eq!(r.pxap, Some(1.0));
+        assert_eq!(r.maxboxacc.v2, 1.0);
+        assert_eq!(r.maxboxacc.per_iou[2], (0.7, 1.0, 0.5));
+        // Localisation keeps the max normalisation: at τ = 1/2, pixels 1..4 (IoU 2/3), and the
+        // τ curve's IoUs are those of the max-normalised components listed above.
+        assert_eq!(s.loc_box, BBox { x: 1.0, y: 0.0, w: 3.0, h: 1.0 });
+        let expect = [0.5, 0.5, 2.0 / 3.0, 0.5];
+        assert!(s.sweep.largest_iou.iter().zip(expect).all(|(a, b)| (a - b).abs() < 1e-6));
+    }
+
+    #[test]
+    fn constant_maps_are_zeros_for_the_wsol_metrics() {
+        // normalize_scoremap turns a constant map (all-zero included) into zeros: above τ_0 only,
+        // where every map's box is the whole image (IoU 2/4: δ = .3 and .5, bits 0b011), and
+        // nothing above τ_1, τ_2, τ_3. Its pixels enter PxAP at t = 0 only: P = 2/4 at R = 1 →
+        // PxAP 1/2. Localisation scores it as uniform (DESIGN): the whole image at every τ.
+        let cfg = EvalConfig { tau_steps: 4, ..EvalConfig::default() };
+        for level in [0.0, 5.0] {
+            let flat = Heatmap { width: 4, height: 1, values: vec![level; 4] };
+            let s = score_image(&flat, &truth(), &cfg).unwrap();
+            assert_eq!(s.sweep.hits, vec![0b011, 0, 0, 0], "H ≡ {level}");
+            assert_eq!(s.sweep.largest_iou, vec![0.5; 4], "H ≡ {level}");
+            let r = summarize("flat", std::slice::from_ref(&s), &cfg).unwrap();
+            assert_eq!(r.pxap, Some(0.5), "H ≡ {level}");
+            // MaxBoxAcc(δ) = 1, 1, 0 (at τ_0).
+            assert!((r.maxboxacc.v2 - 2.0 / 3.0).abs() < 1e-12, "H ≡ {level}");
+        }
+    }
 }

@@ -1,16 +1,38 @@
-//! The max-normalised map and the threshold grid shared by localisation accuracy, its τ curve,
-//! MaxBoxAccV2 and PxAP.
+//! The two normalisations of a map and the threshold grid shared by localisation accuracy, its τ
+//! curve, MaxBoxAccV2 and PxAP.
 //!
-//! A map `H ≥ 0` is normalised by its maximum, `v(p) = H(p) / max H` (an all-zero map is scored as
-//! uniform: `v ≡ 1`). The grid has `S` thresholds `τ_k = k / S`, `k = 0..S−1` (the default
-//! `S = 100` is wsolevaluation's `np.arange(0, 1, 0.01)`); pixel `p` is above `τ_k` when
-//! `v(p) ≥ τ_k`. Each pixel gets its *level* `ℓ(p) = max {k ≤ S : v(p) ≥ k/S}`, so the set above
-//! `τ_k` is `{p : ℓ(p) ≥ k}` and level `S` holds the pixels with `v = 1`.
+//! A map `H ≥ 0` is brought to `v ∈ [0, 1]` before thresholding, in one of two ways:
+//! - **by its maximum** (DESIGN's rule; localisation accuracy and its τ curve):
+//!   `v(p) = H(p) / max H`, and an all-zero map is scored as uniform, `v ≡ 1` ([`normalise`]);
+//! - **min–max** (Choe et al. CVPR 2020; MaxBoxAccV2 and PxAP, so that numbers carrying their
+//!   names are comparable with theirs): `v(p) = (H(p) − min H) / (max H − min H)`, computed as
+//!   wsolevaluation's `normalize_scoremap` does (`cam -= cam.min(); cam /= cam.max()`, in the
+//!   map's float type), and a constant map — all-zero included — becomes `v ≡ 0`, as does a map
+//!   holding a NaN ([`normalise_min_max`], [`TauGrid::levels_min_max`]). `score_image` refuses
+//!   non-finite maps before any metric, so the NaN rule only shows when these are called
+//!   directly.
+//!
+//! The two agree whenever `min H = 0 < max H` (every ReLU map with a zero pixel); they differ on
+//! maps whose minimum is above 0 (min–max stretches the map's range to `[0, 1]`) and on constant
+//! maps.
+//!
+//! The grid has `S` thresholds `τ_k = k / S`, `k = 0..S−1` (the default `S = 100` is
+//! wsolevaluation's `np.arange(0, 1, 0.01)`); pixel `p` is above `τ_k` when `v(p) ≥ τ_k`. Each
+//! pixel gets its *level* `ℓ(p) = max {k ≤ S : v(p) ≥ k/S}`, so the set above `τ_k` is
+//! `{p : ℓ(p) ≥ k}` and level `S` holds the pixels with `v = 1`.
 
 /// `v = h / max`, or 1 for an all-zero map (`max = 0`), scored as uniform.
 #[inline]
 pub fn normalise(h: f32, max: f32) -> f32 {
     if max > 0.0 { h / max } else { 1.0 }
+}
+
+/// Choe et al.'s `v = (h − min) / (max − min)` for a map with range `[min, max]`, or 0 for a
+/// constant map (`max = min`): wsolevaluation's `normalize_scoremap` for one pixel (the
+/// subtraction first, then the division by `max − min`, rounded as there).
+#[inline]
+pub fn normalise_min_max(h: f32, min: f32, max: f32) -> f32 {
+    if max > min { (h - min) / (max - min) } else { 0.0 }
 }
 
 /// The threshold grid `τ_k = k / steps`, `k = 0..steps` (1 ≤ `steps` ≤ 255).
@@ -61,17 +83,36 @@ impl TauGrid {
     }
 
     /// Levels of a whole map with maximum `max` (values in `[0, max]`): [`TauGrid::level`] of
-    /// `normalise(h, max)` per pixel, written so that it vectorises.
+    /// [`normalise`]`(h, max)` per pixel, written so that it vectorises. An all-zero map is
+    /// uniform: every pixel has `v = 1`, level `S`.
     pub fn levels(&self, values: &[f32], max: f32) -> Vec<u8> {
-        let s = self.steps as i32;
         if max <= 0.0 {
-            // An all-zero map is uniform: every pixel has v = 1, level S.
-            return vec![s as u8; values.len()];
+            return vec![self.steps as u8; values.len()];
         }
+        self.levels_of(values, 0.0, max)
+    }
+
+    /// Levels of a whole map with range `[min, max]` under Choe et al.'s min–max normalisation:
+    /// [`TauGrid::level`] of [`normalise_min_max`]`(h, min, max)` per pixel. A constant map
+    /// (`max = min`) or one holding a NaN is all level 0, as wsolevaluation's
+    /// `normalize_scoremap` turns both into zeros.
+    pub fn levels_min_max(&self, values: &[f32], min: f32, max: f32) -> Vec<u8> {
+        // Not `max > min`: constant, or a NaN bound.
+        let constant = max.partial_cmp(&min) != Some(std::cmp::Ordering::Greater);
+        if constant || values.iter().any(|v| v.is_nan()) {
+            return vec![0; values.len()];
+        }
+        self.levels_of(values, min, max - min)
+    }
+
+    /// [`TauGrid::level`] of `(h − offset) / range` per pixel (`range > 0`, results in `[0, 1]`).
+    fn levels_of(&self, values: &[f32], offset: f32, range: f32) -> Vec<u8> {
+        let s = self.steps as i32;
         let sf = s as f32;
         let mut out = vec![0u8; values.len()];
         for (o, &h) in out.iter_mut().zip(values) {
-            let v = h / max;
+            // h − 0 = h exactly, so the max normalisation stays `h / max`.
+            let v = (h - offset) / range;
             // Nearest integer to v·S by the 2²³ trick (a float-to-int cast does not vectorise);
             // it is within one of the level, and the two exact steps below fix it.
             let x = (v * sf).max(0.0).min(sf);
@@ -111,5 +152,26 @@ mod tests {
         assert_eq!(TauGrid::new(7).levels(&[0.0, 3.0, 6.0, 7.0], 7.0), vec![0, 3, 6, 7]);
         assert_eq!(normalise(0.0, 0.0), 1.0);
         assert_eq!(normalise(3.0, 4.0), 0.75);
+    }
+
+    #[test]
+    fn min_max_levels_follow_normalize_scoremap() {
+        // H = [2, 3, 4, 6, 5]: min 2, range 4, v = [0, 1/4, 1/2, 1, 3/4]; S = 4 → levels
+        // [0, 1, 2, 4, 3]. By the max instead, v = [1/3, 1/2, 2/3, 1, 5/6] → [1, 2, 2, 4, 3].
+        let g = TauGrid::new(4);
+        let h = [2.0, 3.0, 4.0, 6.0, 5.0];
+        assert_eq!(g.levels_min_max(&h, 2.0, 6.0), vec![0, 1, 2, 4, 3]);
+        assert_eq!(g.levels(&h, 6.0), vec![1, 2, 2, 4, 3]);
+        assert_eq!(normalise_min_max(3.0, 2.0, 6.0), 0.25);
+        // A minimum of 0: the two normalisations are the same.
+        let h0 = [0.0, 1.5, 3.0, 6.0];
+        assert_eq!(g.levels_min_max(&h0, 0.0, 6.0), g.levels(&h0, 6.0));
+        // normalize_scoremap: a constant map, all-zero included, and a map holding a NaN become
+        // zeros (level 0), where the max normalisation makes an all-zero map uniform (level S).
+        assert_eq!(g.levels_min_max(&[5.0; 3], 5.0, 5.0), vec![0; 3]);
+        assert_eq!(g.levels_min_max(&[0.0; 3], 0.0, 0.0), vec![0; 3]);
+        assert_eq!(g.levels(&[0.0; 3], 0.0), vec![4; 3]);
+        assert_eq!(g.levels_min_max(&[1.0, f32::NAN, 3.0], 1.0, 3.0), vec![0; 3]);
+        assert_eq!(normalise_min_max(5.0, 5.0, 5.0), 0.0);
     }
 }

@@ -42,11 +42,18 @@ fn sweep_matches_thresholding_at_every_tau() {
             let reference = reference::sweep(&map, &truth, steps);
             let auto = score_image(&map, &truth, &cfg).unwrap().sweep;
             let max = map.values.iter().copied().fold(0.0f32, f32::max);
+            let min = map.values.iter().copied().fold(f32::INFINITY, f32::min);
+            // Largest components on the max-normalised map, hits on the min–max one.
             let levels = grid.levels(&map.values, max);
+            let choe = grid.levels_min_max(&map.values, min, max);
             let gt = reference::truth_box(&truth);
             let sweeper = Sweeper { width: 24, height: 16, grid, truth: gt, ious: cfg.maxbox_iou };
-            let runs = sweeper.run_with(&levels, None, SweepMethod::Runs).0;
-            let pixels = sweeper.run_with(&levels, None, SweepMethod::Pixels).0;
+            let forced = |method| {
+                let mut s = sweeper.run_with(&levels, None, method).0;
+                s.hits = sweeper.run_with(&choe, None, method).0.hits;
+                s
+            };
+            let (runs, pixels) = (forced(SweepMethod::Runs), forced(SweepMethod::Pixels));
             for (name, s) in [("auto", &auto), ("runs", &runs), ("pixels", &pixels)] {
                 for (k, &(largest, best)) in reference.iter().enumerate() {
                     assert_eq!(s.largest_iou[k], largest, "{name}: image {} τ_{k}", truth.id);

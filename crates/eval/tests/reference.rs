@@ -10,6 +10,23 @@ pub fn normalised(map: &Heatmap) -> Vec<f32> {
     map.values.iter().map(|&h| if max > 0.0 { h / max } else { 1.0 }).collect()
 }
 
+/// wsolevaluation's `normalize_scoremap` (inference.py), step for step in `f32`: zeros when the
+/// map holds a NaN or is constant, else `cam -= cam.min(); cam /= cam.max()`.
+pub fn normalize_scoremap(map: &Heatmap) -> Vec<f32> {
+    let cam = &map.values;
+    if cam.iter().any(|v| v.is_nan()) {
+        return vec![0.0; cam.len()];
+    }
+    let min = cam.iter().copied().fold(f32::INFINITY, f32::min);
+    let max = cam.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if min == max {
+        return vec![0.0; cam.len()];
+    }
+    let shifted: Vec<f32> = cam.iter().map(|&h| h - min).collect();
+    let top = shifted.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    shifted.iter().map(|&h| h / top).collect()
+}
+
 /// The ground-truth box, clipped to the image when it reaches outside.
 pub fn truth_box(truth: &ImageTruth) -> BBox {
     let b = truth.bbox;
@@ -65,16 +82,20 @@ pub fn components(fg: &[bool], w: usize, h: usize) -> Vec<(BBox, usize, usize)> 
     out
 }
 
-/// Per τ_k: (IoU of the largest component's box, best IoU over all components' boxes).
+/// Per τ_k: (IoU of the largest component's box on the max-normalised map — localisation —,
+/// best IoU over all components' boxes on the `normalize_scoremap` map — MaxBoxAccV2).
 pub fn sweep(map: &Heatmap, truth: &ImageTruth, steps: usize) -> Vec<(f32, f32)> {
-    let v = normalised(map);
+    let (v, choe) = (normalised(map), normalize_scoremap(map));
     let gt = truth_box(truth);
+    let (w, h) = (map.width as usize, map.height as usize);
+    let above =
+        |v: &[f32], k: usize| -> Vec<bool> { v.iter().map(|&x| x >= tau(k, steps)).collect() };
     (0..steps)
         .map(|k| {
-            let fg: Vec<bool> = v.iter().map(|&x| x >= tau(k, steps)).collect();
-            let cs = components(&fg, map.width as usize, map.height as usize);
+            let cs = components(&above(&v, k), w, h);
             // Largest: most pixels, then smallest first pixel.
             let largest = cs.iter().min_by_key(|c| (std::cmp::Reverse(c.1), c.2)).unwrap();
+            let cs = components(&above(&choe, k), w, h);
             let best = cs.iter().map(|c| c.0.iou(&gt)).fold(0.0f32, f32::max);
             (largest.0.iou(&gt), best)
         })
@@ -95,8 +116,9 @@ pub fn maxboxacc_v2(items: &[(Heatmap, ImageTruth)], steps: usize, ious: [f32; 3
     total / 3.0
 }
 
-/// PxAP from the definition: pool every (v, foreground) pixel of images with a non-empty mask,
-/// count TP and FP at each threshold t ∈ {1, (S−1)/S, …, 0} from the top, and sum P · ΔR.
+/// PxAP from the definition: pool every (v, foreground) pixel of images with a non-empty mask
+/// (`v` from `normalize_scoremap`), count TP and FP at each threshold t ∈ {1, (S−1)/S, …, 0} from
+/// the top, and sum P · ΔR.
 pub fn pxap(items: &[(Heatmap, ImageTruth)], steps: usize, threshold: u8) -> f64 {
     let mut pixels = Vec::new();
     for (m, t) in items {
@@ -104,7 +126,7 @@ pub fn pxap(items: &[(Heatmap, ImageTruth)], steps: usize, threshold: u8) -> f64
         if mask.area(threshold) == 0 {
             continue;
         }
-        let v = normalised(m);
+        let v = normalize_scoremap(m);
         pixels.extend(v.iter().zip(&mask.soft).map(|(&x, &s)| (x, s >= threshold)));
     }
     let positives = pixels.iter().filter(|p| p.1).count() as f64;
