@@ -2,11 +2,14 @@
 //! against the box and the mask, with an optional tolerance, and part pointing on CUB's 15
 //! keypoints.
 //!
-//! **Peaks and ties.** The peaks are all pixels where `H` attains its maximum. The pointing score
-//! of an image is the fraction of its peaks that hit: 0 or 1 when the maximum is unique, and for an
-//! all-zero map (scored as uniform, every pixel a peak) the fraction of pixels that hit — at zero
-//! tolerance exactly the region's area ratio, what a uniformly random guess scores. Part pointing
-//! uses the first peak in row-major order.
+//! **The rule (DESIGN.md, "Pointing game").** An image scores whether `argmax H` hits, and tied
+//! maxima count fractionally: with `P = {p : H(p) = max H}` (exact equality) the score is
+//! `|{p ∈ P : p hits}| / |P|`. A unique maximum scores 0 or 1, as in Zhang et al.; with ties the
+//! score is the expected hit of an argmax drawn uniformly among them, so no tie-breaking order
+//! (row-major first, say) favours a region. An all-zero map (scored as uniform, every pixel a peak)
+//! scores the fraction of pixels that hit — at zero tolerance exactly the region's area ratio, what
+//! a uniformly random guess scores. Part pointing needs one point and uses the first peak in
+//! row-major order.
 //!
 //! **Tolerance** `r` (pixels, default 0): a peak `p` hits the mask when some foreground pixel `q`
 //! has `‖p − q‖ ≤ r` (pixel centres, Euclidean); it hits the box when its centre lies in the box
@@ -19,8 +22,9 @@ pub fn peaks(values: &[f32], max: f32) -> Vec<usize> {
     values.iter().enumerate().filter(|&(_, &h)| h == max).map(|(p, _)| p).collect()
 }
 
-/// Pointing score against a box: the fraction of `peaks` whose centre lies in `bbox` or within
-/// `tolerance` pixels of it. 0 when there are no peaks.
+/// Pointing score against a box: the fraction of `peaks` (the tied maxima) whose centre lies in
+/// `bbox` or within `tolerance` pixels of it — 0 or 1 for a unique maximum. 0 when there are no
+/// peaks.
 pub fn pointing_box(peaks: &[usize], width: u32, bbox: &BBox, tolerance: f32) -> f64 {
     let hit = |&p: &usize| {
         let (i, j) = ((p % width as usize) as u32, (p / width as usize) as u32);
@@ -35,8 +39,9 @@ pub fn pointing_box(peaks: &[usize], width: u32, bbox: &BBox, tolerance: f32) ->
     fraction(peaks, hit)
 }
 
-/// Pointing score against a binary mask: the fraction of `peaks` within `tolerance` pixels of a
-/// foreground pixel. 0 when there are no peaks. With many peaks (an all-zero map) it computes one
+/// Pointing score against a binary mask: the fraction of `peaks` (the tied maxima) within
+/// `tolerance` pixels of a foreground pixel — 0 or 1 for a unique maximum. 0 when there are no
+/// peaks. With many peaks (an all-zero map) it computes one
 /// exact Euclidean distance transform instead of scanning a disk around each peak.
 pub fn pointing_mask(peaks: &[usize], fg: &[bool], width: u32, height: u32, tolerance: f32) -> f64 {
     if tolerance <= 0.0 {

@@ -128,9 +128,10 @@ pub struct ImageScores {
     pub loc_iou: f64,
     /// `loc_iou ≥ iou`.
     pub loc_hit: bool,
-    /// Pointing game against the box (fraction of tied peaks that hit).
+    /// Pointing game against the box: whether `argmax H` hits, tied maxima counting
+    /// fractionally (the share of them that hit; [`crate::pointing`]).
     pub pointing_box: f64,
-    /// Pointing game against the mask.
+    /// Pointing game against the mask (same rule).
     pub pointing_mask: Option<f64>,
     /// The first peak `(x, y)` in row-major order.
     pub peak: (u32, u32),
@@ -357,6 +358,23 @@ mod tests {
         assert_eq!(s.loc_box, BBox { x: 1.0, y: 0.0, w: 3.0, h: 1.0 });
         let expect = [0.5, 0.5, 2.0 / 3.0, 0.5];
         assert!(s.sweep.largest_iou.iter().zip(expect).all(|(a, b)| (a - b).abs() < 1e-6));
+    }
+
+    #[test]
+    fn pointing_scores_the_argmax_and_splits_ties() {
+        // Object: pixels 2 and 3 (box and mask). A unique maximum scores 0 or 1; two tied maxima,
+        // one on the object, score 1/2; four (a constant map) score the object's share, 2/4.
+        let cfg = EvalConfig::default();
+        for (values, expect) in [
+            ([1.0, 3.0, 2.0, 0.0], 0.0),
+            ([1.0, 2.0, 3.0, 0.0], 1.0),
+            ([1.0, 3.0, 3.0, 0.0], 0.5),
+            ([2.0, 2.0, 2.0, 2.0], 0.5),
+        ] {
+            let map = Heatmap { width: 4, height: 1, values: values.to_vec() };
+            let s = score_image(&map, &truth(), &cfg).unwrap();
+            assert_eq!((s.pointing_box, s.pointing_mask), (expect, Some(expect)), "{values:?}");
+        }
     }
 
     #[test]
