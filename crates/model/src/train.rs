@@ -151,6 +151,9 @@ pub struct TrainConfig {
     pub input_size: u32,
     /// Random resized crop + flip during training (else the evaluation transform).
     pub augment: bool,
+    /// The random crop's area as a fraction of the image, `[min, max]` (torchvision's `scale`).
+    #[serde(default = "default_crop_scale")]
+    pub crop_scale: [f32; 2],
     /// Batch size for validation embeddings.
     pub eval_batch_size: usize,
     /// The seed of weights, batches and augmentation.
@@ -158,6 +161,10 @@ pub struct TrainConfig {
     /// Backbone weights to start from (`.pth` or `.safetensors`, torchvision names; the head is
     /// not imported).
     pub pretrained: Option<PathBuf>,
+}
+
+fn default_crop_scale() -> [f32; 2] {
+    [0.35, 1.0]
 }
 
 /// The data of a run: a dataset and its split (indices into `dataset.images`).
@@ -227,6 +234,12 @@ pub struct TrainOutcome {
 }
 
 fn check(cfg: &TrainConfig, data: &TrainData) -> Result<Vec<u32>, ModelError> {
+    let [lo, hi] = cfg.crop_scale;
+    if !(lo > 0.0 && lo <= hi && hi <= 1.0) {
+        return Err(ModelError::InvalidConfig(format!(
+            "crop scale [{lo}, {hi}] is invalid: use 0 < min ≤ max ≤ 1"
+        )));
+    }
     if cfg.epochs == 0 || cfg.eval_batch_size == 0 || cfg.input_size < 16 {
         return Err(ModelError::InvalidConfig(
             "epochs and eval batch size must be > 0 and the input size ≥ 16 px".into(),
@@ -305,6 +318,17 @@ pub fn validate(
     Ok(ValMetrics { recall_at: scores.recall_at, map_at_r: scores.map_at_r })
 }
 
+/// One epoch's P×K batches as indices into the dataset. The sampler indexes the training split
+/// (`train[i]` is its i-th image): mapping back matters wherever the training images are not the
+/// dataset's first ones (the official split, subsets).
+fn epoch_batches(sampler: &PkSampler, train: &[usize], seed: u64, epoch: u64) -> Vec<Vec<usize>> {
+    sampler
+        .epoch(seed, epoch)
+        .into_iter()
+        .map(|b| b.into_iter().map(|i| train[i]).collect())
+        .collect()
+}
+
 /// Trains `cfg.net` on `data` on `device` (a plain device: autodiff is added here).
 ///
 /// With `run_dir`, writes a checkpoint after every epoch and the best epoch's weights (see
@@ -363,7 +387,10 @@ pub fn train(
     };
 
     let transform = if cfg.augment {
-        Transform::Train(TrainTransform::new(cfg.input_size, cfg.seed))
+        Transform::Train(TrainTransform {
+            scale: (cfg.crop_scale[0], cfg.crop_scale[1]),
+            ..TrainTransform::new(cfg.input_size, cfg.seed)
+        })
     } else {
         Transform::Eval(EvalTransform::center_crop(cfg.input_size))
     };
@@ -371,7 +398,7 @@ pub fn train(
     let mut finished = state.epochs_done >= cfg.epochs;
     while state.epochs_done < cfg.epochs {
         let epoch = state.epochs_done; // 0-based
-        let batches = sampler.epoch(cfg.seed, epoch as u64);
+        let batches = epoch_batches(&sampler, &data.train, cfg.seed, epoch as u64);
         progress.set_length(batches.len() as u64);
         progress.set_position(0);
         progress.set_prefix(format!("epoch {}/{}", epoch + 1, cfg.epochs));
@@ -458,4 +485,28 @@ pub fn train(
         }
     }
     Ok(TrainOutcome { net: net.valid(), state, finished })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_index_the_dataset_through_the_training_split() {
+        // Training images interleaved with held-out ones, as in the official split: dataset
+        // images 1, 3, 5, ... (classes 7, 7, 8, 8, 9, 9, ...) train; the even ones do not.
+        let train: Vec<usize> = (0..24).map(|i| 2 * i + 1).collect();
+        let labels: Vec<u32> = (0..24).map(|i| 7 + i / 4).collect();
+        let sampler = PkSampler::new(&labels, 3, 2).expect("sampler");
+        let batches = epoch_batches(&sampler, &train, 5, 0);
+        assert!(!batches.is_empty());
+        for b in &batches {
+            assert!(b.iter().all(|i| i % 2 == 1), "a held-out image in a batch: {b:?}");
+            // P×K: 3 classes, 2 images each, read back through the dataset's labels.
+            let class = |i: usize| labels[(i - 1) / 2];
+            let mut classes: Vec<u32> = b.iter().map(|&i| class(i)).collect();
+            classes.dedup();
+            assert_eq!(classes.len(), 3, "{b:?}");
+        }
+    }
 }

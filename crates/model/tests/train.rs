@@ -20,8 +20,14 @@ use crate::common::{host, random4};
 
 fn synth_data(dir: &Path, classes: u32, per_class: u32) -> TrainData {
     let out = dir.join("synth");
-    let cfg =
-        SynthConfig { classes, images_per_class: per_class, min_side: 64, max_side: 96, seed: 5 };
+    let cfg = SynthConfig {
+        classes,
+        images_per_class: per_class,
+        min_side: 64,
+        max_side: 96,
+        seed: 5,
+        ..SynthConfig::default()
+    };
     let summary = generate(&out, &cfg, &ProgressBar::hidden()).expect("generate SynthCUB");
     let ds = Dataset::open(&summary.root, Some(&summary.segmentations)).expect("open");
     let split = ds.split(SplitKind::Official, &Subset::default()).expect("split");
@@ -41,6 +47,7 @@ fn config(epochs: usize, widths: [usize; 4], input_size: u32) -> TrainConfig {
         images_per_class: 4,
         input_size,
         augment: false,
+        crop_scale: [0.35, 1.0],
         eval_batch_size: 32,
         seed: 11,
         pretrained: None,
