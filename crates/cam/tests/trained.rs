@@ -27,7 +27,14 @@ fn map_distance(a: &[f32], b: &[f32]) -> f32 {
 fn wrong_class_proxy_changes_the_map_of_a_trained_model() {
     let hidden = ProgressBar::hidden();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = SynthConfig { classes: 4, images_per_class: 8, min_side: 48, max_side: 64, seed: 5 };
+    let cfg = SynthConfig {
+        classes: 4,
+        images_per_class: 8,
+        min_side: 48,
+        max_side: 64,
+        seed: 5,
+        ..SynthConfig::default()
+    };
     let summary = generate(&dir.path().join("synth"), &cfg, &hidden).unwrap();
     let ds = Dataset::open(&summary.root, Some(&summary.segmentations)).unwrap();
     let size = 64usize;

@@ -13,8 +13,14 @@ use indicatif::ProgressBar;
 
 fn decode(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let cfg =
-        SynthConfig { classes: 4, images_per_class: 16, min_side: 500, max_side: 500, seed: 0 };
+    let cfg = SynthConfig {
+        classes: 4,
+        images_per_class: 16,
+        min_side: 500,
+        max_side: 500,
+        seed: 0,
+        ..SynthConfig::default()
+    };
     generate(&dir.path().join("s"), &cfg, &ProgressBar::hidden()).unwrap();
     let ds = Dataset::open(&dir.path().join("s/CUB_200_2011"), None).unwrap();
     let idx: Vec<usize> = (0..ds.images.len()).collect();
@@ -33,7 +39,13 @@ fn decode(c: &mut Criterion) {
 
 fn synth(c: &mut Criterion) {
     let mut g = c.benchmark_group("synth_generate");
-    let cfg = SynthConfig { classes: 20, images_per_class: 40, ..SynthConfig::default() };
+    let cfg = SynthConfig {
+        classes: 20,
+        images_per_class: 40,
+        min_side: 160,
+        max_side: 256,
+        ..SynthConfig::default()
+    };
     g.throughput(Throughput::Elements(800));
     g.sample_size(10).measurement_time(Duration::from_secs(20));
     g.bench_function("20x40_160-256px", |b| {

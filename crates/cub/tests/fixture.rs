@@ -12,8 +12,14 @@ pub struct Fixture {
 impl Fixture {
     pub fn new(classes: u32, per_class: u32, seed: u64) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let cfg =
-            SynthConfig { classes, images_per_class: per_class, min_side: 64, max_side: 112, seed };
+        let cfg = SynthConfig {
+            classes,
+            images_per_class: per_class,
+            min_side: 64,
+            max_side: 112,
+            seed,
+            ..SynthConfig::default()
+        };
         generate(&dir.path().join("synth"), &cfg, &ProgressBar::hidden()).unwrap();
         Fixture { dir }
     }

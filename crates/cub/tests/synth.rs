@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use embcam_cub::synth::{SynthConfig, generate, read_discriminative_parts};
+use embcam_cub::Dataset;
+use embcam_cub::synth::{Difficulty, SynthConfig, generate, read_discriminative_parts};
 use indicatif::ProgressBar;
 use sha2::{Digest, Sha256};
 
@@ -27,7 +28,14 @@ fn tree_hash(dir: &Path) -> BTreeMap<String, String> {
 }
 
 fn make(dir: &Path, seed: u64, threads: usize) -> BTreeMap<String, String> {
-    let cfg = SynthConfig { classes: 4, images_per_class: 5, min_side: 64, max_side: 96, seed };
+    let cfg = SynthConfig {
+        classes: 4,
+        images_per_class: 5,
+        min_side: 64,
+        max_side: 96,
+        seed,
+        ..SynthConfig::default()
+    };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     pool.install(|| generate(dir, &cfg, &ProgressBar::hidden())).unwrap();
     tree_hash(dir)
@@ -49,7 +57,14 @@ fn refuses_to_overwrite_and_leaves_no_partial_folder() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("d");
     make(&out, 1, 2);
-    let cfg = SynthConfig { classes: 2, images_per_class: 1, min_side: 64, max_side: 64, seed: 1 };
+    let cfg = SynthConfig {
+        classes: 2,
+        images_per_class: 1,
+        min_side: 64,
+        max_side: 64,
+        seed: 1,
+        ..SynthConfig::default()
+    };
     let err = generate(&out, &cfg, &ProgressBar::hidden()).unwrap_err().to_string();
     assert!(err.contains("already exists"), "{err}");
     let bad = SynthConfig { classes: 1, ..cfg };
@@ -70,4 +85,72 @@ fn class_table_names_a_discriminative_part_per_class() {
     assert_eq!(parts[0].1, parts[1].1);
     assert_eq!(parts[2].1, parts[3].1);
     assert_eq!(read_discriminative_parts(tmp.path()).unwrap(), None);
+}
+
+/// Mean box share of the frame and mean box centre (relative), read back from the written files.
+fn geometry(dir: &Path) -> (f32, f32, f32) {
+    let ds = Dataset::open(&dir.join("CUB_200_2011"), None).unwrap();
+    let (mut area, mut cx, mut cy) = (0.0, 0.0, 0.0);
+    for rec in &ds.images {
+        let (w, h) = image::image_dimensions(ds.image_path(rec)).unwrap();
+        let (w, h) = (w as f32, h as f32);
+        area += rec.bbox.w * rec.bbox.h / (w * h);
+        cx += (rec.bbox.x + rec.bbox.w / 2.0) / w;
+        cy += (rec.bbox.y + rec.bbox.h / 2.0) / h;
+    }
+    let n = ds.images.len() as f32;
+    (area / n, cx / n, cy / n)
+}
+
+#[test]
+fn geometry_follows_cub_and_the_difficulty_setting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = SynthConfig {
+        classes: 4,
+        images_per_class: 30,
+        min_side: 120,
+        max_side: 140,
+        ..SynthConfig::default()
+    };
+    generate(&tmp.path().join("std"), &base, &ProgressBar::hidden()).unwrap();
+    // CUB-200-2011's test split: box share 0.34 on average, centre (0.50, 0.52).
+    let (area, cx, cy) = geometry(&tmp.path().join("std"));
+    assert!((0.26..0.42).contains(&area), "mean box share {area}");
+    assert!((0.44..0.56).contains(&cx) && (0.46..0.58).contains(&cy), "centre ({cx}, {cy})");
+    let hard = SynthConfig { difficulty: Difficulty::hard(), ..base };
+    generate(&tmp.path().join("hard"), &hard, &ProgressBar::hidden()).unwrap();
+    let (small, _, _) = geometry(&tmp.path().join("hard"));
+    assert!(small < 0.7 * area, "hard birds {small} vs standard {area}");
+    // The stamp tells the two apart.
+    assert!(hard.made_at(&tmp.path().join("hard")) && !base.made_at(&tmp.path().join("hard")));
+}
+
+#[test]
+fn out_of_range_settings_are_refused_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ok = SynthConfig {
+        classes: 2,
+        images_per_class: 1,
+        min_side: 64,
+        max_side: 64,
+        ..SynthConfig::default()
+    };
+    let huge = SynthConfig { classes: 999, images_per_class: 300_000_000, ..ok };
+    let err = generate(&tmp.path().join("a"), &huge, &ProgressBar::hidden()).unwrap_err();
+    assert!(err.to_string().contains("more than"), "{err}");
+    for d in [
+        Difficulty { bird_area: 0.9, ..Difficulty::standard() },
+        Difficulty { clutter: -0.1, ..Difficulty::standard() },
+        Difficulty { occlusion: 1.5, ..Difficulty::standard() },
+        Difficulty { pair_differences: 0, ..Difficulty::standard() },
+    ] {
+        let err = generate(
+            &tmp.path().join("b"),
+            &SynthConfig { difficulty: d, ..ok },
+            &ProgressBar::hidden(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("out of range"), "{err}");
+    }
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "nothing written");
 }

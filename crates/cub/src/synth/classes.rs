@@ -173,11 +173,17 @@ impl Attributes {
     }
 }
 
-/// Make `n` distinct classes from a seed: pairs (2k−1, 2k) differ in one attribute, cycling through
-/// beak, head, tail and wing; with odd `n` the last class is paired with the first.
-pub fn make_classes(n: u32, seed: u64) -> Result<Vec<SynthClass>> {
+/// Make `n` distinct classes from a seed: pairs (2k−1, 2k) differ in `pair_differences` attributes
+/// (1 to 4); the first of them, the pair's discriminative part, cycles through beak, head, tail
+/// and wing. With odd `n` the last class is paired with its closest class.
+pub fn make_classes(n: u32, pair_differences: u32, seed: u64) -> Result<Vec<SynthClass>> {
     if !(2..=999).contains(&n) {
         return Err(CubError::Invalid(format!("SynthCUB needs 2 to 999 classes, asked for {n}")));
+    }
+    if !(1..=4).contains(&pair_differences) {
+        return Err(CubError::Invalid(format!(
+            "pairs can differ in 1 to 4 attributes, asked for {pair_differences}"
+        )));
     }
     let mut rng = StdRng::seed_from_u64(seed ^ 0xC1A55E5);
     let mut order = [Differs::Beak, Differs::Head, Differs::Tail, Differs::Wing];
@@ -192,7 +198,12 @@ pub fn make_classes(n: u32, seed: u64) -> Result<Vec<SynthClass>> {
         if seen.contains(&a) {
             continue;
         }
-        let b = a.with_changed(what, &mut rng);
+        let mut b = a.with_changed(what, &mut rng);
+        // Further differences, in the cycle's order after the discriminative one.
+        let at = order.iter().position(|&d| d == what).unwrap_or(0);
+        for extra in 1..pair_differences as usize {
+            b = b.with_changed(order[(at + extra) % order.len()], &mut rng);
+        }
         if seen.contains(&b) {
             continue;
         }
@@ -217,7 +228,11 @@ pub fn make_classes(n: u32, seed: u64) -> Result<Vec<SynthClass>> {
                 name: format!("{:03}.{}", k + 1, a.label()),
                 attrs: a,
                 nearest: nearest as u32 + 1,
-                differs: first_difference(&a, &attrs[nearest]).unwrap_or(differs[k]),
+                differs: if nearest / 2 == k / 2 {
+                    differs[k]
+                } else {
+                    first_difference(&a, &attrs[nearest]).unwrap_or(differs[k])
+                },
             }
         })
         .collect())
@@ -311,7 +326,7 @@ mod tests {
     #[test]
     fn pairs_differ_in_exactly_one_attribute_and_all_are_distinct() {
         for n in [2, 7, 20, 200] {
-            let classes = make_classes(n, 42).expect("valid n");
+            let classes = make_classes(n, 1, 42).expect("valid n");
             let set: HashSet<_> = classes.iter().map(|c| c.attrs).collect();
             assert_eq!(set.len(), n as usize);
             for c in classes.iter().filter(|c| c.id % 2 == 1 && c.id < n) {
@@ -321,6 +336,21 @@ mod tests {
                 assert_eq!(c.attrs.body, sib.attrs.body);
             }
         }
-        assert!(make_classes(1, 0).is_err());
+        assert!(make_classes(1, 1, 0).is_err());
+        assert!(make_classes(4, 5, 0).is_err());
+    }
+
+    #[test]
+    fn coarser_pairs_differ_in_as_many_attributes_led_by_the_discriminative_one() {
+        for d in 2..=4 {
+            let classes = make_classes(40, d, 7).expect("valid");
+            for c in classes.iter().filter(|c| c.id % 2 == 1) {
+                let sib = &classes[c.id as usize];
+                let diff = diff_list(&c.attrs, &sib.attrs);
+                assert_eq!(diff.len(), d as usize, "{} vs {}", c.name, sib.name);
+                assert!(diff.contains(&c.differs));
+                assert_eq!(c.differs, sib.differs);
+            }
+        }
     }
 }

@@ -34,12 +34,83 @@ use crate::error::{CubError, Result, io};
 use crate::geometry::BBox;
 use crate::mask::{DEFAULT_MASK_THRESHOLD, Mask};
 
+/// How hard a SynthCUB is: bird scale, clutter, occlusion and how fine-grained the class pairs
+/// are. [`Difficulty::standard`] follows CUB-200-2011's geometry (see `datasets/README.md`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Difficulty {
+    /// Mean share of the frame covered by the bird's box (CUB-200-2011's test split: 0.34).
+    /// Each image draws its share from a log-normal with this mean and about CUB's spread.
+    pub bird_area: f32,
+    /// Background clutter, 0 (sky and ground only) to 1 (15–40 blobs and 2–5 branches).
+    pub clutter: f32,
+    /// Probability that a foreground branch crosses the bird.
+    pub occlusion: f32,
+    /// Attributes that separate the two classes of a fine-grained pair: 1 (one part only, the
+    /// finest) to 4.
+    pub pair_differences: u32,
+}
+
+impl Difficulty {
+    /// Preset names, easiest first.
+    pub const PRESETS: [&'static str; 3] = ["easy", "standard", "hard"];
+
+    /// CUB-like birds (box share 0.34), moderate clutter, a third occluded, pairs one part apart.
+    pub fn standard() -> Self {
+        Difficulty { bird_area: 0.34, clutter: 0.6, occlusion: 0.3, pair_differences: 1 }
+    }
+    /// Same birds, little clutter, rare occlusion, pairs two parts apart.
+    pub fn easy() -> Self {
+        Difficulty { bird_area: 0.34, clutter: 0.25, occlusion: 0.1, pair_differences: 2 }
+    }
+    /// Small birds (box share 0.15), full clutter, half occluded, pairs one part apart.
+    pub fn hard() -> Self {
+        Difficulty { bird_area: 0.15, clutter: 1.0, occlusion: 0.5, pair_differences: 1 }
+    }
+    /// A preset by name ([`Difficulty::PRESETS`]).
+    pub fn preset(name: &str) -> Result<Self> {
+        match name {
+            "easy" => Ok(Self::easy()),
+            "standard" => Ok(Self::standard()),
+            "hard" => Ok(Self::hard()),
+            other => Err(CubError::Invalid(format!(
+                "unknown SynthCUB difficulty `{other}`; use one of {}",
+                Self::PRESETS.join(", ")
+            ))),
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        let bad = |what: &str, v: String, range: &str| {
+            Err(CubError::Invalid(format!("SynthCUB {what} = {v} is out of range; use {range}")))
+        };
+        if !(0.02..=0.8).contains(&self.bird_area) {
+            return bad("bird_area", self.bird_area.to_string(), "0.02 to 0.8");
+        }
+        if !(0.0..=1.0).contains(&self.clutter) {
+            return bad("clutter", self.clutter.to_string(), "0 to 1");
+        }
+        if !(0.0..=1.0).contains(&self.occlusion) {
+            return bad("occlusion", self.occlusion.to_string(), "0 to 1");
+        }
+        if !(1..=4).contains(&self.pair_differences) {
+            return bad("pair_differences", self.pair_differences.to_string(), "1 to 4");
+        }
+        Ok(())
+    }
+}
+
+impl Default for Difficulty {
+    fn default() -> Self {
+        Self::standard()
+    }
+}
+
 /// How big a SynthCUB to make.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SynthConfig {
     /// Number of classes (2–999).
     pub classes: u32,
-    /// Images per class (≥ 1).
+    /// Images per class (≥ 1); classes × images per class at most [`MAX_IMAGES`].
     pub images_per_class: u32,
     /// Smallest long side in pixels.
     pub min_side: u32,
@@ -47,13 +118,30 @@ pub struct SynthConfig {
     pub max_side: u32,
     /// The seed; the same seed gives the same bytes.
     pub seed: u64,
+    /// Bird scale, clutter, occlusion, pair granularity.
+    pub difficulty: Difficulty,
 }
 
+/// The most images a SynthCUB may hold (ten times CUB-200-2011's 11,788 would be 117,880).
+pub const MAX_IMAGES: u64 = 1_000_000;
+
 impl Default for SynthConfig {
+    /// CUB-200-2011's size and geometry: 200 classes × 60 images, long side 440–500 px.
     fn default() -> Self {
-        SynthConfig { classes: 20, images_per_class: 40, min_side: 160, max_side: 256, seed: 0 }
+        SynthConfig {
+            classes: 200,
+            images_per_class: 60,
+            min_side: 440,
+            max_side: 500,
+            seed: 0,
+            difficulty: Difficulty::standard(),
+        }
     }
 }
+
+/// The generator's version, in the stamp: bumped whenever the same settings would draw other
+/// pixels, so that a cached dataset from an older generator is never taken for a new one.
+pub const GENERATOR_VERSION: &str = "2";
 
 /// The file, in the `CUB_200_2011` folder, that records how a SynthCUB was made.
 pub const STAMP: &str = "synthcub.txt";
@@ -64,13 +152,18 @@ impl SynthConfig {
     pub fn stamp(&self) -> String {
         format!(
             "SynthCUB: procedurally drawn birds in CUB-200-2011's layout (not real data).\n\
-             generator={} classes={} images_per_class={} min_side={} max_side={} seed={}\n",
-            env!("CARGO_PKG_VERSION"),
+             generator={} classes={} images_per_class={} min_side={} max_side={} seed={}\n\
+             difficulty: bird_area={} clutter={} occlusion={} pair_differences={}\n",
+            GENERATOR_VERSION,
             self.classes,
             self.images_per_class,
             self.min_side,
             self.max_side,
-            self.seed
+            self.seed,
+            self.difficulty.bird_area,
+            self.difficulty.clutter,
+            self.difficulty.occlusion,
+            self.difficulty.pair_differences,
         )
     }
 
@@ -80,10 +173,24 @@ impl SynthConfig {
             .is_ok_and(|s| s == self.stamp())
     }
 
-    fn check(&self) -> Result<()> {
+    /// Check every setting's range (done by [`generate`] before any work).
+    pub fn validate(&self) -> Result<()> {
+        if !(2..=999).contains(&self.classes) {
+            return Err(CubError::Invalid(format!(
+                "SynthCUB needs 2 to 999 classes, asked for {}",
+                self.classes
+            )));
+        }
         if self.images_per_class == 0 {
             return Err(CubError::Invalid("images per class must be at least 1".into()));
         }
+        if self.classes as u64 * self.images_per_class as u64 > MAX_IMAGES {
+            return Err(CubError::Invalid(format!(
+                "{} classes × {} images per class is more than {MAX_IMAGES} images; ask for fewer",
+                self.classes, self.images_per_class
+            )));
+        }
+        self.difficulty.check()?;
         if self.min_side < 48 || self.min_side > self.max_side || self.max_side > 4096 {
             return Err(CubError::Invalid(format!(
                 "image size range {}–{} is invalid; use 48 ≤ min ≤ max ≤ 4096",
@@ -95,7 +202,7 @@ impl SynthConfig {
 }
 
 /// What a generation wrote.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SynthSummary {
     /// The `CUB_200_2011` folder.
     pub root: PathBuf,
@@ -107,6 +214,10 @@ pub struct SynthSummary {
     pub greyscale: usize,
     /// Of which partly occluded by a foreground branch.
     pub occluded: usize,
+    /// Mean share of the frame covered by the box.
+    pub mean_box_share: f32,
+    /// Mean box centre, relative to the frame (x, y).
+    pub mean_box_centre: (f32, f32),
 }
 
 /// One generated image's records.
@@ -118,6 +229,7 @@ struct Made {
     parts: Vec<PartLoc>,
     greyscale: bool,
     occluded: bool,
+    size: (u32, u32),
 }
 
 fn seed_for(seed: u64, id: u64) -> u64 {
@@ -130,14 +242,14 @@ fn seed_for(seed: u64, id: u64) -> u64 {
 /// temporary sibling folder and renames it into place at the end, so an interrupted generation
 /// never leaves a half-written dataset at `out`. `progress` advances once per image.
 pub fn generate(out: &Path, cfg: &SynthConfig, progress: &ProgressBar) -> Result<SynthSummary> {
-    cfg.check()?;
+    cfg.validate()?;
     if out.exists() && std::fs::read_dir(out).map_err(io(out))?.next().is_some() {
         return Err(CubError::Invalid(format!(
             "{} already exists and is not empty; remove it or choose another folder",
             out.display()
         )));
     }
-    let classes = make_classes(cfg.classes, cfg.seed)?;
+    let classes = make_classes(cfg.classes, cfg.difficulty.pair_differences, cfg.seed)?;
     let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = out.with_file_name(format!(".{name}.partial-{}", std::process::id()));
     if tmp.exists() {
@@ -165,7 +277,15 @@ pub fn generate(out: &Path, cfg: &SynthConfig, progress: &ProgressBar) -> Result
         std::fs::remove_dir(out).map_err(io(out))?;
     }
     std::fs::rename(&tmp, out).map_err(io(out))?;
+    let n = made.len().max(1) as f32;
+    let mean = |f: &dyn Fn(&Made) -> f32| made.iter().map(f).sum::<f32>() / n;
+    let rel = |m: &Made| (m.size.0 as f32, m.size.1 as f32);
     Ok(SynthSummary {
+        mean_box_share: mean(&|m| m.bbox.w * m.bbox.h / (rel(m).0 * rel(m).1)),
+        mean_box_centre: (
+            mean(&|m| (m.bbox.x + m.bbox.w / 2.0) / rel(m).0),
+            mean(&|m| (m.bbox.y + m.bbox.h / 2.0) / rel(m).1),
+        ),
         root: out.join("CUB_200_2011"),
         segmentations: out.join("segmentations"),
         images: made.len(),
@@ -184,11 +304,11 @@ fn make_image(
     let class = &classes[((id - 1) / cfg.images_per_class) as usize];
     let mut rng = StdRng::seed_from_u64(seed_for(cfg.seed, id as u64));
     let long = rng.random_range(cfg.min_side..=cfg.max_side);
-    let short = ((long as f32) * rng.random_range(0.62..0.85)).round() as u32;
+    let short = ((long as f32) * rng.random_range(0.62..0.9)).round() as u32;
     let (w, h) = if rng.random_bool(0.2) { (short, long) } else { (long, short) };
     // A foreground branch can in principle hide the whole bird: draw again (rare).
     for _ in 0..8 {
-        let scene = draw::Scene::sample(class.attrs, w, h, &mut rng);
+        let scene = draw::Scene::sample(class.attrs, w, h, &cfg.difficulty, &mut rng);
         let r = scene.render();
         let mask = Mask { width: w, height: h, soft: r.mask };
         let Some(bbox) = mask.foreground_box(DEFAULT_MASK_THRESHOLD) else { continue };
@@ -217,6 +337,7 @@ fn make_image(
             parts: r.parts,
             greyscale: scene.greyscale,
             occluded: scene.occluded(),
+            size: (w, h),
         });
     }
     Err(CubError::Invalid(format!("image id {id}: could not place a visible bird in 8 tries")))
