@@ -8,6 +8,9 @@ use std::error::Error as StdError;
 /// not errors: they are scored by a documented rule and counted in the report.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
+    /// A paired comparison got unusable input.
+    #[error("paired comparison: {0}")]
+    Paired(String),
     /// The embedding array is not a whole number of rows.
     #[error(
         "embeddings hold {len} values, which is not a multiple of dim = {dim}: pass a row-major \

@@ -10,6 +10,7 @@
 //!   degenerate counts); [`evaluate`] does both.
 //! - [`deletion_insertion`]: faithfulness curves with the model as a closure.
 //! - [`retrieval_scores`]: Recall@K and MAP@R.
+//! - [`paired`]: paired comparisons of two sources over the same images (bootstrap, Wilcoxon).
 //! - [`BaselineMap`]: the centre-Gaussian and random baselines, scored like any map source.
 //!
 //! Each metric's formula is documented where it is computed; `README.md` lists them.
@@ -19,6 +20,7 @@ pub mod baselines;
 pub mod error;
 pub mod faithfulness;
 pub mod localization;
+pub mod paired;
 pub mod pointing;
 pub mod pxap;
 pub mod ratio;
@@ -37,6 +39,7 @@ pub use faithfulness::{
     deletion_insertion,
 };
 pub use localization::{MaxBoxAccV2, MaxBoxAccumulator, ThresholdSweep};
+pub use paired::{Paired, paired};
 pub use pxap::PxapHistogram;
 pub use retrieval::{RetrievalScores, retrieval_scores};
 pub use score::{EvalConfig, Heatmap, ImageScores, ImageTruth, score_all, score_image};
