@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::DifficultyPreset;
+
 /// The EmbeddingCAM harness: generate and check datasets in CUB-200-2011's layout, train embedding
 /// networks, explain them with EmbeddingCAM and other CAM methods, score the heatmaps against
 /// boxes and masks, and make tables and plots.
@@ -140,6 +142,21 @@ pub struct SynthArgs {
     /// Seed: the same seed writes the same bytes.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Difficulty preset (bird scale, clutter, occlusion, pair granularity).
+    #[arg(long, value_enum, default_value_t = DifficultyPreset::Standard)]
+    pub difficulty: DifficultyPreset,
+    /// Override the preset's mean box share of the frame (0.02–0.8).
+    #[arg(long)]
+    pub bird_area: Option<f32>,
+    /// Override the preset's background clutter (0–1).
+    #[arg(long)]
+    pub clutter: Option<f32>,
+    /// Override the preset's occlusion probability (0–1).
+    #[arg(long)]
+    pub occlusion: Option<f32>,
+    /// Override the preset's number of attributes separating a pair (1–4).
+    #[arg(long)]
+    pub pair_differences: Option<u32>,
     /// Replace an existing dataset at OUT.
     #[arg(long)]
     pub force: bool,

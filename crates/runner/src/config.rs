@@ -119,6 +119,59 @@ pub struct SynthSection {
     /// Generator seed (independent of the experiment's seeds: the data stays fixed).
     #[serde(default)]
     pub seed: u64,
+    /// Difficulty preset: `easy`, `standard` (default: CUB-like geometry) or `hard`.
+    #[serde(default)]
+    pub difficulty: DifficultyPreset,
+    /// Overrides the preset's mean box share of the frame (0.02–0.8).
+    #[serde(default)]
+    pub bird_area: Option<f32>,
+    /// Overrides the preset's background clutter (0–1).
+    #[serde(default)]
+    pub clutter: Option<f32>,
+    /// Overrides the preset's occlusion probability (0–1).
+    #[serde(default)]
+    pub occlusion: Option<f32>,
+    /// Overrides the preset's number of attributes separating a pair (1–4).
+    #[serde(default)]
+    pub pair_differences: Option<u32>,
+}
+
+/// SynthCUB difficulty presets ([`embcam_cub::synth::Difficulty`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum DifficultyPreset {
+    /// Little clutter, rare occlusion, pairs two attributes apart.
+    Easy,
+    /// CUB-like geometry, moderate clutter, pairs one attribute apart.
+    #[default]
+    Standard,
+    /// Small birds, full clutter, frequent occlusion.
+    Hard,
+}
+
+impl SynthSection {
+    /// The generator's configuration.
+    pub fn config(&self) -> embcam_cub::synth::SynthConfig {
+        use embcam_cub::synth::Difficulty;
+        let preset = match self.difficulty {
+            DifficultyPreset::Easy => Difficulty::easy(),
+            DifficultyPreset::Standard => Difficulty::standard(),
+            DifficultyPreset::Hard => Difficulty::hard(),
+        };
+        embcam_cub::synth::SynthConfig {
+            classes: self.classes,
+            images_per_class: self.images_per_class,
+            min_side: self.min_side,
+            max_side: self.max_side,
+            seed: self.seed,
+            difficulty: Difficulty {
+                bird_area: self.bird_area.unwrap_or(preset.bird_area),
+                clutter: self.clutter.unwrap_or(preset.clutter),
+                occlusion: self.occlusion.unwrap_or(preset.occlusion),
+                pair_differences: self.pair_differences.unwrap_or(preset.pair_differences),
+            },
+        }
+    }
 }
 
 fn default_synth_classes() -> u32 {
@@ -142,6 +195,11 @@ impl Default for SynthSection {
             min_side: default_min_side(),
             max_side: default_max_side(),
             seed: 0,
+            difficulty: DifficultyPreset::Standard,
+            bird_area: None,
+            clutter: None,
+            occlusion: None,
+            pair_differences: None,
         }
     }
 }
@@ -168,6 +226,13 @@ pub struct ModelSection {
     /// `flex` (default), `tch-cpu` or `tch-cuda`.
     #[serde(default = "default_device")]
     pub device: String,
+    /// Channel widths of the small CNN's four blocks.
+    #[serde(default = "default_widths")]
+    pub widths: [usize; 4],
+}
+
+fn default_widths() -> [usize; 4] {
+    [32, 64, 128, 256]
 }
 
 fn default_backbone() -> String {
@@ -182,6 +247,7 @@ fn default_dim() -> usize {
 fn yes() -> bool {
     true
 }
+
 fn default_device() -> String {
     "flex".into()
 }
@@ -195,6 +261,7 @@ impl Default for ModelSection {
             l2_normalize: true,
             pretrained: None,
             device: default_device(),
+            widths: default_widths(),
         }
     }
 }
@@ -233,6 +300,16 @@ pub struct TrainSection {
     /// `cosine`, `step` or `constant`.
     #[serde(default = "default_schedule")]
     pub schedule: String,
+    /// Random resized crop + flip during training (`false`: the evaluation transform).
+    #[serde(default = "yes")]
+    pub augment: bool,
+    /// The random crop's area as a fraction of the image, `[min, max]`.
+    #[serde(default = "default_crop_scale")]
+    pub crop_scale: [f32; 2],
+}
+
+fn default_crop_scale() -> [f32; 2] {
+    [0.35, 1.0]
 }
 
 fn default_epochs() -> usize {
@@ -276,6 +353,8 @@ impl Default for TrainSection {
             weight_decay: 0.0,
             momentum: default_momentum(),
             schedule: default_schedule(),
+            augment: true,
+            crop_scale: default_crop_scale(),
         }
     }
 }
@@ -590,7 +669,14 @@ fn validate(f: &ExperimentFile) -> Result<()> {
         d.synth.is_none() || d.kind == DatasetKind::Synth,
         "[dataset.synth] only applies to kind = \"synth\""
     );
+    if let Some(s) = &d.synth {
+        s.config().validate().context("[dataset.synth]")?;
+    }
     let m = &f.model;
+    ensure!(
+        m.widths.iter().all(|w| (1..=4096).contains(w)),
+        "model.widths must be four channel counts of 1–4096"
+    );
     one_of("model.backbone", &m.backbone, BACKBONES)?;
     one_of("model.head", &m.head, &["embedding", "classifier"])?;
     // model.device is checked when the run starts (it depends on how the binary was built).
@@ -599,6 +685,11 @@ fn validate(f: &ExperimentFile) -> Result<()> {
     one_of("train.mining", &t.mining, &["all", "semi-hard", "batch-hard"])?;
     one_of("train.optimizer", &t.optimizer, &["adam", "sgd"])?;
     one_of("train.schedule", &t.schedule, &["cosine", "step", "constant"])?;
+    let [lo, hi] = t.crop_scale;
+    ensure!(
+        lo > 0.0 && lo <= hi && hi <= 1.0,
+        "train.crop_scale must be [min, max] with 0 < min ≤ max ≤ 1 (a share of the image's area)"
+    );
     ensure!(t.p >= 2 && t.k >= 2, "train.p and train.k must be at least 2 (P×K batches)");
     ensure!(t.lr.is_finite() && t.lr > 0.0, "train.lr must be a positive number");
     ensure!(t.margin.is_finite() && t.margin >= 0.0, "train.margin must be a number ≥ 0");

@@ -6,6 +6,7 @@
 mod bench;
 mod cli;
 mod commands;
+mod compare;
 mod config;
 mod gallery;
 mod pipeline;

@@ -19,7 +19,7 @@ use embcam_cam::{
     Query, Space, Stored, Target, WrongClassPick,
 };
 use embcam_cub::load::{EvalTransform, Transform, load_batch};
-use embcam_cub::synth::{SynthConfig, generate};
+use embcam_cub::synth::generate;
 use embcam_cub::{Dataset, Geometry, Split, SplitKind, Subset, resize_bilinear};
 use embcam_eval::{BaselineMap, EvalConfig, FaithfulnessScores, Heatmap, ImageScores, ImageTruth};
 use embcam_model::train::{
@@ -53,13 +53,7 @@ pub fn data(exp: &Experiment) -> Result<Data> {
     let (root, seg, stamp) = match d.kind {
         DatasetKind::Synth => {
             let s = d.synth.clone().unwrap_or_default();
-            let cfg = SynthConfig {
-                classes: s.classes,
-                images_per_class: s.images_per_class,
-                min_side: s.min_side,
-                max_side: s.max_side,
-                seed: s.seed,
-            };
+            let cfg = s.config();
             if !cfg.made_at(&d.path) {
                 let listed = || {
                     std::fs::read_dir(&d.path)
@@ -140,7 +134,8 @@ pub fn train_config(exp: &Experiment, data: &Data) -> Result<TrainConfig> {
         NetConfig::classifier(backbone, data.split.train_classes.len())
     } else {
         NetConfig::embedding(backbone, m.embedding_dim, m.l2_normalize)
-    };
+    }
+    .with_small_cnn_widths(m.widths);
     let objective = if classifier {
         Objective::CrossEntropy
     } else {
@@ -175,7 +170,8 @@ pub fn train_config(exp: &Experiment, data: &Data) -> Result<TrainConfig> {
         classes_per_batch: t.p,
         images_per_class: t.k,
         input_size: exp.file.dataset.image_size,
-        augment: true,
+        augment: t.augment,
+        crop_scale: t.crop_scale,
         eval_batch_size: 32,
         seed: exp.seed,
         pretrained: m.pretrained.clone(),
@@ -540,12 +536,10 @@ pub fn explain(
     if let Some(n) = &untrained_net {
         nets.push((n, " (untrained)"));
     }
+    // Every method also runs on the untrained network: each is compared with its own baseline.
+    let methods: Vec<Method> =
+        exp.file.cam.methods.iter().map(|m| method(m)).collect::<Result<_>>()?;
     for (net, suffix) in nets {
-        let methods: Vec<Method> = if suffix.is_empty() {
-            exp.file.cam.methods.iter().map(|m| method(m)).collect::<Result<_>>()?
-        } else {
-            vec![Method::GradCam] // the untrained baseline: EmbeddingCAM only
-        };
         explain_net(exp, data, net, suffix, &methods, &images, &stage, device, &mut explained)?;
     }
     write_atomic(&result_path, &serde_json::to_vec(&explained)?)?;
@@ -976,8 +970,14 @@ mod tests {
     #[test]
     fn geometry_from_the_size_is_the_loaders() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg =
-            SynthConfig { classes: 2, images_per_class: 3, min_side: 60, max_side: 90, seed: 3 };
+        let cfg = embcam_cub::synth::SynthConfig {
+            classes: 2,
+            images_per_class: 3,
+            min_side: 60,
+            max_side: 90,
+            seed: 3,
+            ..Default::default()
+        };
         let s = generate(dir.path(), &cfg, &ProgressBar::hidden()).unwrap();
         let ds = Dataset::open(&s.root, Some(&s.segmentations)).unwrap();
         let all: Vec<usize> = (0..ds.images.len()).collect();

@@ -68,6 +68,8 @@ pub fn bars(
 ) -> Result<()> {
     let right = bars.iter().map(|b| b.1 + b.2).chain(reference.map(|r| r.0)).fold(0.0f64, f64::max);
     let right = if right > 0.0 { right * 1.1 } else { 1.0 };
+    // Negative values (differences) extend the axis to the left of zero.
+    let left = bars.iter().map(|b| b.1 - b.2).fold(0.0f64, f64::min) * 1.1;
     let n = bars.len();
     let label_width = bars.iter().map(|b| b.0.chars().count()).max().unwrap_or(4) as u32 * 7 + 20;
     draw_png(path, (560 + label_width, 110 + 34 * n as u32), |root| {
@@ -76,7 +78,7 @@ pub fn bars(
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(label_width)
-            .build_cartesian_2d(0.0..right, (0..n).into_segmented())
+            .build_cartesian_2d(left..right, (0..n).into_segmented())
             .map_err(plot_err)?;
         chart
             .configure_mesh()
@@ -110,7 +112,7 @@ pub fn bars(
                 let row = SegmentValue::CenterOf(n - 1 - i);
                 ErrorBar::new_horizontal(
                     row,
-                    (b.1 - b.2).max(0.0),
+                    if left < 0.0 { b.1 - b.2 } else { (b.1 - b.2).max(0.0) },
                     b.1,
                     b.1 + b.2,
                     BLACK.filled(),

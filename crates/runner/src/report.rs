@@ -374,9 +374,16 @@ pub fn render(out: &Path, data: &ReportData) -> Result<String> {
     let split = table::split_frame(&data.split)?;
     let baselines: Vec<&str> = data.baselines.iter().map(String::as_str).collect();
     let summaries = table::summarize(&df, &split, &baselines)?;
-    let md = table::markdown(&summaries);
+    let mut md = retrieval_markdown(&data.training);
+    if !md.is_empty() {
+        md.push_str("\n## Explanations\n\n");
+    }
+    md.push_str(&table::markdown(&summaries));
     write_atomic(&out.join("summary.md"), md.as_bytes())?;
     write_atomic(&out.join("summary.csv"), table::summary_csv(&summaries)?.as_bytes())?;
+    let comparisons = crate::compare::comparisons(&data.rows, &baselines)?;
+    write_atomic(&out.join("comparisons.md"), crate::compare::markdown(&comparisons).as_bytes())?;
+    write_atomic(&out.join("comparisons.csv"), crate::compare::csv(&comparisons)?.as_bytes())?;
 
     let plots_dir = out.join("plots");
     let mut cells: Vec<String> = summaries.iter().map(|s| s.key.cell.clone()).collect();
@@ -412,6 +419,7 @@ pub fn render(out: &Path, data: &ReportData) -> Result<String> {
             )?;
         }
     }
+    comparison_plots(&plots_dir, &comparisons)?;
     let n_seeds = data.rows.iter().map(|r| r.seed).collect::<std::collections::BTreeSet<_>>().len();
     let note = if n_seeds > 1 { " (mean over seeds)" } else { "" };
     let tau = mean_over_seeds(
@@ -483,4 +491,91 @@ pub fn render(out: &Path, data: &ReportData) -> Result<String> {
         )?;
     }
     Ok(md)
+}
+
+/// The checkpoint each (cell, seed) explains: the epoch with the best validation MAP@R (the first
+/// of equals), as training selects it.
+fn explained_epochs(training: &[EpochPoint]) -> Vec<&EpochPoint> {
+    let mut best: BTreeMap<(&str, u64), &EpochPoint> = BTreeMap::new();
+    for p in training {
+        let e = best.entry((p.cell.as_str(), p.seed)).or_insert(p);
+        if p.map_at_r > e.map_at_r {
+            *e = p;
+        }
+    }
+    best.into_values().collect()
+}
+
+/// The retrieval quality of the explained networks, per seed and mean ± sd over seeds: nobody
+/// should read an explanation table without knowing how good the network was.
+fn retrieval_markdown(training: &[EpochPoint]) -> String {
+    let best = explained_epochs(training);
+    if best.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "## Retrieval quality of the explained networks (evaluation split)\n\n\
+         The checkpoint explained is each seed's best epoch by validation MAP@R.\n\n\
+         | cell | seed | epoch | Recall@1 | MAP@R |\n|---|---|---|---|---|\n",
+    );
+    let mut cells: BTreeMap<&str, Vec<&EpochPoint>> = BTreeMap::new();
+    for p in &best {
+        out.push_str(&format!(
+            "| {} | {} | {} | {:.3} | {:.3} |\n",
+            p.cell, p.seed, p.epoch, p.recall_at_1, p.map_at_r
+        ));
+        cells.entry(p.cell.as_str()).or_default().push(p);
+    }
+    for (cell, ps) in cells.iter().filter(|(_, ps)| ps.len() > 1) {
+        let stat = |f: fn(&EpochPoint) -> f64| {
+            let v: Vec<f64> = ps.iter().map(|p| f(p)).collect();
+            let n = v.len() as f64;
+            let mean = v.iter().sum::<f64>() / n;
+            let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+            format!("{mean:.3} ± {sd:.3}")
+        };
+        out.push_str(&format!(
+            "| {cell} | mean ± sd over {} seeds | | {} | {} |\n",
+            ps.len(),
+            stat(|p| p.recall_at_1),
+            stat(|p| p.map_at_r)
+        ));
+    }
+    out
+}
+
+/// One figure per compared metric: the mean difference of every comparison with half its
+/// bootstrap interval as the error bar, against the zero line.
+fn comparison_plots(dir: &Path, cs: &[crate::compare::Comparison]) -> Result<()> {
+    for (metric, label) in crate::compare::COMPARED {
+        let bars: Vec<plots::Bar> = cs
+            .iter()
+            .filter(|c| c.metric == metric)
+            .map(|c| {
+                let name =
+                    |s: &str, p: &str| if p == "-" { s.to_string() } else { format!("{s} / {p}") };
+                let cell = if c.cell.is_empty() { String::new() } else { format!("{}: ", c.cell) };
+                (
+                    format!(
+                        "{cell}{} − {}",
+                        name(&c.a_source, &c.a_proxy),
+                        name(&c.b_source, &c.b_proxy)
+                    ),
+                    c.mean_diff,
+                    (c.ci_high - c.ci_low) / 2.0,
+                )
+            })
+            .collect();
+        if bars.is_empty() {
+            continue;
+        }
+        plots::bars(
+            &dir.join(format!("compare_{metric}.png")),
+            &format!("Paired differences, {label}"),
+            "A − B (mean over images, ± half the bootstrap 95% interval)",
+            &bars,
+            Some((0.0, "no difference")),
+        )?;
+    }
+    Ok(())
 }

@@ -139,6 +139,8 @@ pub struct Stat {
     pub spread: f64,
     /// Images (one seed) or seeds.
     pub n: usize,
+    /// The 95% CI half-width over images (with several seeds: its mean over seeds).
+    pub image_ci: f64,
 }
 
 /// One line of the summary table.
@@ -210,24 +212,31 @@ pub fn summarize(rows: &DataFrame, split: &DataFrame, baselines: &[&str]) -> Res
             let mut stats = Vec::new();
             let mut images = 0;
             for (mean, std, n) in &per_metric {
+                // Student's t 95% half-width over the images of per-seed row `i`.
+                let image_ci = |i: usize| {
+                    let n = n[i].unwrap_or(0.0) as usize;
+                    if n > 1 {
+                        embcam_eval::aggregate::t975(n - 1) * std[i].unwrap_or(0.0)
+                            / (n as f64).sqrt()
+                    } else {
+                        0.0
+                    }
+                };
                 let stat = if idx.len() == 1 {
                     let i = idx[0];
                     let n = n[i].unwrap_or(0.0) as usize;
                     images = images.max(n);
-                    mean[i].map(|m| Stat {
-                        mean: m,
-                        spread: if n > 1 {
-                            embcam_eval::aggregate::t975(n - 1) * std[i].unwrap_or(0.0)
-                                / (n as f64).sqrt()
-                        } else {
-                            0.0
-                        },
-                        n,
+                    mean[i].map(|m| {
+                        let ci = image_ci(i);
+                        Stat { mean: m, spread: ci, n, image_ci: ci }
                     })
                 } else {
                     images = images
                         .max(idx.iter().map(|&i| n[i].unwrap_or(0.0) as usize).max().unwrap_or(0));
-                    over_seeds(idx.iter().filter_map(|&i| mean[i]))
+                    over_seeds(idx.iter().filter_map(|&i| mean[i])).map(|st| Stat {
+                        image_ci: idx.iter().map(|&i| image_ci(i)).sum::<f64>() / idx.len() as f64,
+                        ..st
+                    })
                 };
                 stats.push(stat);
             }
@@ -238,9 +247,17 @@ pub fn summarize(rows: &DataFrame, split: &DataFrame, baselines: &[&str]) -> Res
             Summary { key, seeds: idx.len(), images, stats, zero_maps }
         })
         .collect();
-    out.sort_by_key(|s| {
-        (s.key.cell.clone(), baselines.contains(&s.key.source.as_str()), s.key.clone())
-    });
+    // Baselines last: the untrained network's rows, then the map baselines.
+    let rank = |k: &Key| {
+        if baselines.contains(&k.source.as_str()) {
+            2
+        } else if k.source.ends_with(" (untrained)") {
+            1
+        } else {
+            0
+        }
+    };
+    out.sort_by_key(|s| (s.key.cell.clone(), rank(&s.key), s.key.clone()));
     Ok(out)
 }
 
@@ -257,7 +274,7 @@ fn over_seeds(values: impl Iterator<Item = f64>) -> Option<Stat> {
     } else {
         0.0
     };
-    Some(Stat { mean, spread: var.sqrt(), n })
+    Some(Stat { mean, spread: var.sqrt(), n, image_ci: 0.0 })
 }
 
 /// Columns of the printed table: (header, index into [`Summary::stats`]).
@@ -276,7 +293,7 @@ const SHOWN: [(&str, usize); 11] = [
 ];
 
 /// The summary as a markdown table. `±` is the 95% CI over images (one seed) or the standard
-/// deviation over seeds (several).
+/// deviation over seeds (several; then the mean 95% CI over images follows in brackets).
 pub fn markdown(summaries: &[Summary]) -> String {
     let has_cells = summaries.iter().any(|s| !s.key.cell.is_empty());
     let shown: Vec<&(&str, usize)> =
@@ -303,6 +320,9 @@ pub fn markdown(summaries: &[Summary]) -> String {
             cells.push(match s.stats[*i] {
                 // A split-level number of one seed has no spread to show.
                 Some(st) if *i >= METRICS.len() && s.seeds == 1 => format!("{:.3}", st.mean),
+                Some(st) if s.seeds > 1 && *i < METRICS.len() => {
+                    format!("{:.3} ± {:.3} [± {:.3}]", st.mean, st.spread, st.image_ci)
+                }
                 Some(st) => format!("{:.3} ± {:.3}", st.mean, st.spread),
                 None => "–".to_string(),
             });
@@ -313,7 +333,9 @@ pub fn markdown(summaries: &[Summary]) -> String {
     out
 }
 
-/// The summary as CSV: keys, then `<metric>_mean`, `<metric>_spread`, `<metric>_n` for every metric.
+/// The summary as CSV: keys, then `<metric>_mean`, `<metric>_spread` (95% CI over images for one
+/// seed, sd over seeds for several), `<metric>_n` and `<metric>_image_ci` (the 95% CI over images,
+/// averaged over seeds) for every metric.
 pub fn summary_csv(summaries: &[Summary]) -> Result<String> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut head: Vec<String> =
@@ -322,7 +344,12 @@ pub fn summary_csv(summaries: &[Summary]) -> Result<String> {
             .map(|s| s.to_string())
             .collect();
     for m in METRICS.iter().chain(SPLIT_METRICS.iter()) {
-        head.extend([format!("{m}_mean"), format!("{m}_spread"), format!("{m}_n")]);
+        head.extend([
+            format!("{m}_mean"),
+            format!("{m}_spread"),
+            format!("{m}_n"),
+            format!("{m}_image_ci"),
+        ]);
     }
     w.write_record(&head)?;
     for s in summaries {
@@ -341,8 +368,9 @@ pub fn summary_csv(summaries: &[Summary]) -> Result<String> {
                     format!("{:.6}", st.mean),
                     format!("{:.6}", st.spread),
                     st.n.to_string(),
+                    format!("{:.6}", st.image_ci),
                 ]),
-                None => rec.extend([String::new(), String::new(), "0".into()]),
+                None => rec.extend([String::new(), String::new(), "0".into(), String::new()]),
             }
         }
         w.write_record(&rec)?;

@@ -102,9 +102,23 @@ fn a_tiny_experiment_writes_everything_then_reuses_every_stage() {
     ] {
         assert!(summary.contains(row), "no row {row}:\n{summary}");
     }
-    // 8 images × (2 trained EmbeddingCAM + 1 Eigen-CAM + 2 untrained + 2 baselines) rows.
+    // 8 images × (2 trained EmbeddingCAM + 1 Eigen-CAM, the same 3 on the untrained network,
+    // 2 baselines) rows.
     let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
-    assert_eq!(metrics.lines().count(), 1 + 8 * 7);
+    assert_eq!(metrics.lines().count(), 1 + 8 * 8);
+    // Retrieval quality beside the explanations, and the paired comparisons.
+    assert!(summary.contains("## Retrieval quality of the explained networks"), "{summary}");
+    let comparisons = std::fs::read_to_string(run.join("comparisons.md")).unwrap();
+    assert!(
+        comparisons.contains(
+            "| box ratio | embeddingcam / normalized-mean | embeddingcam / single-point | block4 |"
+        ),
+        "{comparisons}"
+    );
+    assert!(comparisons.contains("| eigencam | eigencam (untrained) | block4 |"), "{comparisons}");
+    assert!(
+        run.join("comparisons.csv").is_file() && run.join("plots/compare_box_ratio.png").is_file()
+    );
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["cells"][0]["split"], "class-disjoint");
