@@ -35,11 +35,36 @@ fn seconds_per_call(iters: usize, mut f: impl FnMut() -> Result<()>) -> Result<f
     Ok(start.elapsed().as_secs_f64() / iters as f64)
 }
 
+/// Every number within its range (in `--help`), before a tensor is made: a size below the
+/// network's downsampling would fail inside a convolution, a huge one exhaust memory.
+fn check_args(a: &BenchArgs) -> Result<()> {
+    let backbone: BackboneKind = a.backbone.parse()?;
+    let min = crate::config::min_input_side(backbone);
+    if !(min..=1024).contains(&a.size) {
+        bail!(
+            "--size {} is out of range for {backbone}: it must be {min}–1024 (the network \
+             downsamples by {min})",
+            a.size
+        );
+    }
+    if !(4..=1024).contains(&a.batch) || !a.batch.is_multiple_of(4) {
+        bail!("--batch {} must be a multiple of 4 from 4 to 1024", a.batch);
+    }
+    if !(1..=4096).contains(&a.dim) {
+        bail!("--dim {} is out of range: it must be 1–4096", a.dim);
+    }
+    if !(1..=1000).contains(&a.iters) {
+        bail!("--iters {} is out of range: it must be 1–1000", a.iters);
+    }
+    if let Some(p) = a.proxies.iter().find(|p| !(1..=1024).contains(*p)) {
+        bail!("--proxies {p} is out of range: each must be 1–1024");
+    }
+    Ok(())
+}
+
 /// Run the benchmark; returns the markdown report.
 pub fn bench(a: &BenchArgs) -> Result<String> {
-    if a.batch < 4 || !a.batch.is_multiple_of(4) || a.iters == 0 {
-        bail!("--batch must be a multiple of 4 (at least 4) and --iters at least 1");
-    }
+    check_args(a)?;
     let device = embcam_model::device::parse_device(&a.device)?;
     let backbone: BackboneKind = a.backbone.parse()?;
     let net_cfg = NetConfig::embedding(backbone, a.dim, true);

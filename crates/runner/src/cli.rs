@@ -91,19 +91,20 @@ pub struct BenchArgs {
     /// `small-cnn`, `resnet18`, `resnet34` or `resnet50`.
     #[arg(long, default_value = "small-cnn")]
     pub backbone: String,
-    /// Input side in pixels.
+    /// Input side in pixels: 16–1024 for small-cnn, 32–1024 for a ResNet (the networks
+    /// downsample by 16 and 32).
     #[arg(long, default_value_t = 128)]
     pub size: usize,
-    /// Images per batch (a multiple of 4).
+    /// Images per batch (a multiple of 4, 4–1024).
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
-    /// Embedding dimension.
+    /// Embedding dimension (1–4096).
     #[arg(long, default_value_t = 128)]
     pub dim: usize,
-    /// Timed iterations per measurement (after one untimed).
+    /// Timed iterations per measurement, after one untimed (1–1000).
     #[arg(long, default_value_t = 3)]
     pub iters: usize,
-    /// Proxies per image for the heatmap measurements (repeat for several).
+    /// Proxies per image for the heatmap measurements, each 1–1024 (repeat for several).
     #[arg(long, default_values_t = [1, 10])]
     pub proxies: Vec<usize>,
     /// Also write the report to this file (must not exist).

@@ -27,6 +27,7 @@ pub fn run(cli: Cli) -> Result<()> {
 
 /// `embcam report`: tables and plots from finished run folders.
 fn report(a: ReportArgs) -> Result<()> {
+    let labels = distinct_runs(&a.runs)?;
     let out = match (&a.out, a.runs.as_slice()) {
         (Some(out), _) => {
             if out.join("summary.md").exists() && !a.force {
@@ -46,9 +47,8 @@ fn report(a: ReportArgs) -> Result<()> {
         report::read_data(one)?
     } else {
         let mut all = report::ReportData::default();
-        for run in &a.runs {
-            let label = run_label(run);
-            all.merge(&label, report::read_data(run)?);
+        for (run, label) in a.runs.iter().zip(&labels) {
+            all.merge(label, report::read_data(run)?);
         }
         all
     };
@@ -59,6 +59,38 @@ fn report(a: ReportArgs) -> Result<()> {
     println!("{md}");
     println!("tables and plots: {}", out.display());
     Ok(())
+}
+
+/// Refuse a run folder named twice (under any spelling: `a/run-001`, `./a/run-001`, a link), and
+/// two folders whose labels would merge them into one: either would count its images twice.
+/// Returns each run's label, made from its canonical path.
+fn distinct_runs(runs: &[PathBuf]) -> Result<Vec<String>> {
+    let mut seen: Vec<(PathBuf, String, &Path)> = Vec::new();
+    for run in runs {
+        let real = std::fs::canonicalize(run)
+            .with_context(|| format!("the run folder {} cannot be read", run.display()))?;
+        let label = run_label(&real);
+        for (other_real, other_label, other) in &seen {
+            if *other_real == real {
+                bail!(
+                    "{} and {} are the same run folder; its images would be counted twice. \
+                     Name each run once",
+                    other.display(),
+                    run.display()
+                );
+            }
+            if *other_label == label {
+                bail!(
+                    "{} and {} would both be labelled `{label}` in the report, their cells merged \
+                     into one; report them separately",
+                    other.display(),
+                    run.display()
+                );
+            }
+        }
+        seen.push((real, label, run));
+    }
+    Ok(seen.into_iter().map(|(_, label, _)| label).collect())
 }
 
 /// `<experiment>/<run-id>` from `<output>/<experiment>/runs/<run-id>`.

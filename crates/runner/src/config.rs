@@ -5,7 +5,7 @@
 //! error that names the key and the file. A `[grid]` table maps dotted keys to lists; the run is
 //! the cartesian product of the lists, each cell repeated for every seed in `seeds`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -19,7 +19,7 @@ pub struct ExperimentFile {
     #[serde(default)]
     pub name: Option<String>,
     /// Seeds: each grid cell runs once per seed (the seed drives initialisation, sampling and
-    /// augmentation). Default `[0]`.
+    /// augmentation). Default `[0]`. At least one; no seed twice.
     #[serde(default = "default_seeds")]
     pub seeds: Vec<u64>,
     /// Dataset and split.
@@ -39,7 +39,8 @@ pub struct ExperimentFile {
     /// Where results go.
     #[serde(default)]
     pub output: OutputSection,
-    /// Ablation grid: dotted key → list of values.
+    /// Ablation grid: dotted key → list of values (no value twice in one list, no two cells
+    /// that read as the same experiment).
     #[serde(default)]
     pub grid: BTreeMap<String, Vec<toml::Value>>,
 }
@@ -63,13 +64,14 @@ pub struct DatasetSection {
     /// `class-disjoint` (default) or `official`.
     #[serde(default = "default_split")]
     pub split: String,
-    /// Keep only the first N classes.
+    /// Keep only the first N classes (1 or more; all when absent).
     #[serde(default)]
     pub max_classes: Option<usize>,
-    /// Keep at most M images per class.
+    /// Keep at most M images per class (1 or more; all when absent).
     #[serde(default)]
     pub max_per_class: Option<usize>,
-    /// Model input side in pixels.
+    /// Model input side in pixels: 16–1024, and at least 32 for a ResNet (the small CNN
+    /// downsamples by 16, a ResNet by 32).
     #[serde(default = "default_image_size")]
     pub image_size: u32,
     /// Evaluation transform: `squash` (whole image, default) or `center-crop`.
@@ -214,7 +216,7 @@ pub struct ModelSection {
     /// `embedding` (triplet loss) or `classifier` (softmax cross-entropy; Grad-CAM comparison).
     #[serde(default = "default_head")]
     pub head: String,
-    /// Embedding dimension `d`.
+    /// Embedding dimension `d`: 1–4096.
     #[serde(default = "default_dim")]
     pub embedding_dim: usize,
     /// Whether the network L2-normalises its output.
@@ -270,7 +272,7 @@ impl Default for ModelSection {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TrainSection {
-    /// Epochs.
+    /// Epochs: 1–10000.
     #[serde(default = "default_epochs")]
     pub epochs: usize,
     /// Triplet mining: `all`, `semi-hard` or `batch-hard`.
@@ -279,10 +281,10 @@ pub struct TrainSection {
     /// Triplet margin.
     #[serde(default = "default_margin")]
     pub margin: f32,
-    /// Classes per batch (P of P×K).
+    /// Classes per batch (P of P×K): 2–1024, with P·K ≤ 4096.
     #[serde(default = "default_p")]
     pub p: usize,
-    /// Images per class per batch (K of P×K).
+    /// Images per class per batch (K of P×K): 2–1024, with P·K ≤ 4096.
     #[serde(default = "default_k")]
     pub k: usize,
     /// `adam` or `sgd`.
@@ -364,15 +366,15 @@ impl Default for TrainSection {
 #[serde(deny_unknown_fields)]
 pub struct CamSection {
     /// CAM methods: `embeddingcam` (Grad-CAM on the proxy score), `gradcam++`, `hirescam`,
-    /// `xgradcam`, `layercam`, `scorecam`, `eigencam`.
+    /// `xgradcam`, `layercam`, `scorecam`, `eigencam`. At least one; none twice.
     #[serde(default = "default_methods")]
     pub methods: Vec<String>,
     /// Proxies: `normalized-mean`, `single-point`, `predicted-class`, `knn`, `wrong-class`, and
     /// for `model.head = "classifier"` only, `class-score` (a one-hot proxy on the logits of the
-    /// top class: classic Grad-CAM).
+    /// top class: classic Grad-CAM). At least one; none twice.
     #[serde(default = "default_proxies")]
     pub proxies: Vec<String>,
-    /// Stages to explain; default: the backbone's last stage.
+    /// Stages to explain; default: the backbone's last stage. None twice.
     #[serde(default)]
     pub stages: Vec<String>,
     /// Score on the embedding before (`pre-l2`, the paper) or after (`post-l2`) L2 normalisation.
@@ -381,10 +383,12 @@ pub struct CamSection {
     /// Leave the query image out of its class's normalized-mean proxy.
     #[serde(default)]
     pub leave_one_out: bool,
-    /// Use at most this many images per class in the normalized-mean proxy (all by default).
+    /// Use at most this many images per class in the set the proxies are built from (1 or more;
+    /// all when absent).
     #[serde(default)]
     pub proxy_images_per_class: Option<usize>,
-    /// k of the k-nearest-neighbour proxy.
+    /// k of the k-nearest-neighbour proxy: 1–1024, and (checked once the data is read, before
+    /// training) fewer than the images in the proxy set.
     #[serde(default = "default_knn")]
     pub knn: usize,
     /// Use the closed form where it applies (last stage, GAP → linear head).
@@ -393,7 +397,7 @@ pub struct CamSection {
     /// Images in the overlay gallery.
     #[serde(default = "default_gallery")]
     pub gallery: usize,
-    /// Batch size for explaining.
+    /// Batch size for explaining: 1–1024.
     #[serde(default = "default_cam_batch")]
     pub batch_size: usize,
 }
@@ -450,16 +454,16 @@ pub struct EvalSection {
     /// Pointing-game tolerance in pixels.
     #[serde(default)]
     pub pointing_tolerance: f32,
-    /// Baselines: `center-gaussian`, `uniform-random`, `untrained`.
+    /// Baselines: `center-gaussian`, `uniform-random`, `untrained`. None twice.
     #[serde(default = "default_baselines")]
     pub baselines: Vec<String>,
-    /// Evaluate at most this many images (all by default).
+    /// Evaluate at most this many images (1 or more; all when absent).
     #[serde(default)]
     pub max_images: Option<usize>,
     /// Deletion/insertion curves (costly: one forward pass per step per image).
     #[serde(default)]
     pub faithfulness: bool,
-    /// Steps of the deletion/insertion curves.
+    /// Steps of the deletion/insertion curves: 1–1000.
     #[serde(default = "default_steps")]
     pub faithfulness_steps: usize,
 }
@@ -576,7 +580,25 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Experiment>> {
          split the experiment into several files",
         path.display()
     );
+    if let Some(seed) = first_repeat(&base.seeds) {
+        bail!(
+            "{}: `seeds` lists {seed} twice; every run of that seed would be counted twice. \
+             List each seed once",
+            path.display()
+        );
+    }
+    for (key, values) in &base.grid {
+        if let Some(v) = first_repeat(values.iter().map(toml::Value::to_string)) {
+            bail!(
+                "{}: [grid] key `{key}` lists {v} twice; its runs would be counted twice. \
+                 List each value once",
+                path.display()
+            );
+        }
+    }
     let mut out = Vec::new();
+    // The configuration of each cell so far, to catch two spellings of one value (`1`, `1.0`).
+    let mut made: HashMap<String, String> = HashMap::new();
     for cell in cells(&base.grid) {
         let mut table = value.clone();
         table.remove("grid");
@@ -592,6 +614,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Experiment>> {
             .with_context(|| format!("{}: [grid] cell {}", path.display(), label.join(",")))?;
         file.name = Some(name.clone());
         validate(&file).with_context(|| format!("in experiment file {}", path.display()))?;
+        if let Some(other) = made.insert(format!("{file:?}"), label.join(",")) {
+            bail!(
+                "{}: [grid] cells {other} and {} are the same experiment (the values read the \
+                 same); its runs would be counted twice. List each value once",
+                path.display(),
+                label.join(",")
+            );
+        }
         for &seed in &base.seeds {
             out.push(Experiment {
                 name: name.clone(),
@@ -659,12 +689,64 @@ fn one_of(what: &str, value: &str, allowed: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// The first item seen a second time.
+fn first_repeat<T: Eq + std::hash::Hash>(items: impl IntoIterator<Item = T>) -> Option<T> {
+    let mut seen = HashSet::new();
+    for x in items {
+        if seen.contains(&x) {
+            return Some(x);
+        }
+        seen.insert(x);
+    }
+    None
+}
+
+/// A list whose entries each run once: a repeat would run, and count, its images twice.
+fn distinct(key: &str, items: &[String]) -> Result<()> {
+    if let Some(x) = first_repeat(items) {
+        bail!("{key} lists `{x}` twice; its images would be counted twice. List it once");
+    }
+    Ok(())
+}
+
+/// A number inside its documented range.
+fn within(key: &str, value: usize, range: std::ops::RangeInclusive<usize>) -> Result<()> {
+    ensure!(
+        range.contains(&value),
+        "{key} = {value} is out of range: it must be {}–{}",
+        range.start(),
+        range.end()
+    );
+    Ok(())
+}
+
+/// An optional count that, when given, must be at least 1 (absent means "all").
+fn positive_or_absent(key: &str, value: Option<usize>) -> Result<()> {
+    ensure!(
+        value != Some(0),
+        "{key} = 0 would keep nothing: give 1 or more, or leave the key out to keep all"
+    );
+    Ok(())
+}
+
+/// The smallest input side a backbone takes: its downsampling factor (the small CNN halves the
+/// side four times, a ResNet five), so that its last feature map is at least 1×1.
+pub fn min_input_side(backbone: embcam_model::BackboneKind) -> usize {
+    use embcam_model::BackboneKind::*;
+    match backbone {
+        SmallCnn => 16,
+        Resnet18 | Resnet34 | Resnet50 => 32,
+    }
+}
+
 /// Checks that serde cannot express: names from fixed sets, ranges, combinations.
 fn validate(f: &ExperimentFile) -> Result<()> {
     let d = &f.dataset;
     one_of("dataset.split", &d.split, &["class-disjoint", "official"])?;
     one_of("dataset.eval_transform", &d.eval_transform, &["squash", "center-crop"])?;
-    ensure!((16..=1024).contains(&d.image_size), "dataset.image_size must be 16–1024");
+    within("dataset.image_size", d.image_size as usize, 16..=1024)?;
+    positive_or_absent("dataset.max_classes", d.max_classes)?;
+    positive_or_absent("dataset.max_per_class", d.max_per_class)?;
     ensure!(
         d.synth.is_none() || d.kind == DatasetKind::Synth,
         "[dataset.synth] only applies to kind = \"synth\""
@@ -678,10 +760,19 @@ fn validate(f: &ExperimentFile) -> Result<()> {
         "model.widths must be four channel counts of 1–4096"
     );
     one_of("model.backbone", &m.backbone, BACKBONES)?;
+    let min_side = min_input_side(m.backbone.parse()?);
+    ensure!(
+        d.image_size as usize >= min_side,
+        "dataset.image_size = {} is too small for model.backbone = \"{}\", which downsamples by \
+         {min_side}: it must be at least {min_side}",
+        d.image_size,
+        m.backbone
+    );
     one_of("model.head", &m.head, &["embedding", "classifier"])?;
     // model.device is checked when the run starts (it depends on how the binary was built).
-    ensure!(m.embedding_dim > 0, "model.embedding_dim must be positive");
+    within("model.embedding_dim", m.embedding_dim, 1..=4096)?;
     let t = &f.train;
+    within("train.epochs", t.epochs, 1..=10_000)?;
     one_of("train.mining", &t.mining, &["all", "semi-hard", "batch-hard"])?;
     one_of("train.optimizer", &t.optimizer, &["adam", "sgd"])?;
     one_of("train.schedule", &t.schedule, &["cosine", "step", "constant"])?;
@@ -690,7 +781,15 @@ fn validate(f: &ExperimentFile) -> Result<()> {
         lo > 0.0 && lo <= hi && hi <= 1.0,
         "train.crop_scale must be [min, max] with 0 < min ≤ max ≤ 1 (a share of the image's area)"
     );
-    ensure!(t.p >= 2 && t.k >= 2, "train.p and train.k must be at least 2 (P×K batches)");
+    within("train.p", t.p, 2..=1024)?;
+    within("train.k", t.k, 2..=1024)?;
+    ensure!(
+        t.p * t.k <= 4096,
+        "train.p × train.k = {} × {} = {} images per batch is more than the 4096 allowed",
+        t.p,
+        t.k,
+        t.p * t.k
+    );
     ensure!(t.lr.is_finite() && t.lr > 0.0, "train.lr must be a positive number");
     ensure!(t.margin.is_finite() && t.margin >= 0.0, "train.margin must be a number ≥ 0");
     ensure!(
@@ -706,20 +805,28 @@ fn validate(f: &ExperimentFile) -> Result<()> {
     for x in &c.methods {
         one_of("cam.methods entry", x, METHODS)?;
     }
+    distinct("cam.methods", &c.methods)?;
     for x in &c.proxies {
         one_of("cam.proxies entry", x, PROXIES)?;
     }
+    distinct("cam.proxies", &c.proxies)?;
+    distinct("cam.stages", &c.stages)?;
     ensure!(
         m.head == "classifier" || !c.proxies.iter().any(|p| p == "class-score"),
         "cam.proxies: `class-score` is the score of a classifier's class (classic Grad-CAM) and \
          needs model.head = \"classifier\"; an embedding network has no class scores"
     );
     one_of("cam.target", &c.target, &["pre-l2", "post-l2"])?;
-    ensure!(c.batch_size > 0 && c.knn > 0, "cam.batch_size and cam.knn must be positive");
+    within("cam.batch_size", c.batch_size, 1..=1024)?;
+    within("cam.knn", c.knn, 1..=1024)?;
+    positive_or_absent("cam.proxy_images_per_class", c.proxy_images_per_class)?;
     for x in &f.eval.baselines {
         one_of("eval.baselines entry", x, BASELINES)?;
     }
+    distinct("eval.baselines", &f.eval.baselines)?;
     let e = &f.eval;
+    positive_or_absent("eval.max_images", e.max_images)?;
+    within("eval.faithfulness_steps", e.faithfulness_steps, 1..=1000)?;
     ensure!((0.0..=1.0).contains(&e.tau), "eval.tau must be in [0, 1]");
     ensure!((0.0..=1.0).contains(&e.iou), "eval.iou must be in [0, 1]");
     ensure!(
@@ -762,10 +869,99 @@ mod tests {
             ("train", "weight_decay = nan", "train.weight_decay"),
             ("train", "momentum = 1.0", "train.momentum"),
             ("eval", "pointing_tolerance = -1.0", "eval.pointing_tolerance"),
+            // Each of these aborted on allocation, panicked, or meant something else silently.
+            ("model", "embedding_dim = 1000000000", "model.embedding_dim"),
+            ("model", "embedding_dim = 0", "model.embedding_dim"),
+            ("train", "k = 1000000000", "train.k"),
+            ("train", "p = 1025", "train.p"),
+            ("train", "p = 1", "train.p"),
+            ("train", "p = 64\nk = 128", "train.p × train.k"),
+            ("train", "epochs = 0", "train.epochs"),
+            ("train", "epochs = 1000000000", "train.epochs"),
+            ("eval", "faithfulness_steps = 0", "eval.faithfulness_steps"),
+            ("eval", "faithfulness_steps = 1000000000", "eval.faithfulness_steps"),
+            ("eval", "max_images = 0", "eval.max_images"),
+            ("cam", "knn = 0", "cam.knn"),
+            ("cam", "knn = 1000000000", "cam.knn"),
+            ("cam", "batch_size = 0", "cam.batch_size"),
+            ("cam", "batch_size = 100000", "cam.batch_size"),
+            ("cam", "proxy_images_per_class = 0", "cam.proxy_images_per_class"),
         ] {
             let text = format!("{MINIMAL}[{section}]\n{line}\n");
             let err = format!("{:#}", parse(&text, Path::new("n.toml")).unwrap_err());
             assert!(err.contains(key) && err.contains("n.toml"), "{line}: {err}");
+        }
+        for line in ["max_classes = 0", "max_per_class = 0", "image_size = 8"] {
+            let err = format!(
+                "{:#}",
+                parse(&format!("{MINIMAL}{line}\n"), Path::new("d.toml")).unwrap_err()
+            );
+            let key = format!("dataset.{}", line.split(' ').next().unwrap());
+            assert!(err.contains(&key) && err.contains("d.toml"), "{line}: {err}");
+        }
+        // A ResNet downsamples by 32: a 16-pixel input is refused, naming the minimum.
+        let text = format!("{MINIMAL}image_size = 16\n[model]\nbackbone = \"resnet18\"\n");
+        let err = format!("{:#}", parse(&text, Path::new("r.toml")).unwrap_err());
+        assert!(err.contains("dataset.image_size") && err.contains("at least 32"), "{err}");
+    }
+
+    #[test]
+    fn numbers_at_the_ends_of_their_ranges_are_accepted() {
+        for (section, line) in [
+            ("model", "embedding_dim = 1"),
+            ("model", "embedding_dim = 4096"),
+            ("train", "p = 4\nk = 1024"),
+            ("train", "p = 1024\nk = 4"),
+            ("train", "epochs = 1"),
+            ("eval", "faithfulness_steps = 1"),
+            ("eval", "faithfulness_steps = 1000"),
+            ("eval", "max_images = 1"),
+            ("cam", "knn = 1024\nbatch_size = 1024\nproxy_images_per_class = 1"),
+        ] {
+            let text = format!("{MINIMAL}[{section}]\n{line}\n");
+            assert!(parse(&text, Path::new("ok.toml")).is_ok(), "{line}");
+        }
+        let text = format!("{MINIMAL}image_size = 32\n[model]\nbackbone = \"resnet50\"\n");
+        assert!(parse(&text, Path::new("ok.toml")).is_ok());
+    }
+
+    #[test]
+    fn duplicates_are_refused_with_their_key_and_the_file() {
+        for (head, section, line, key, value) in [
+            (
+                "",
+                "cam",
+                "proxies = [\"normalized-mean\", \"normalized-mean\"]",
+                "cam.proxies",
+                "`normalized-mean`",
+            ),
+            (
+                "",
+                "cam",
+                "methods = [\"eigencam\", \"embeddingcam\", \"eigencam\"]",
+                "cam.methods",
+                "`eigencam`",
+            ),
+            ("", "cam", "stages = [\"block3\", \"block3\"]", "cam.stages", "`block3`"),
+            (
+                "",
+                "eval",
+                "baselines = [\"untrained\", \"untrained\"]",
+                "eval.baselines",
+                "`untrained`",
+            ),
+            ("seeds = [0, 1, 0]\n", "train", "", "`seeds`", " 0 "),
+            ("", "grid", "\"train.margin\" = [0.1, 0.2, 0.1]", "`train.margin`", "0.1"),
+            ("", "grid", "\"cam.target\" = [\"pre-l2\", \"pre-l2\"]", "`cam.target`", "pre-l2"),
+            // Two spellings of one number make the same experiment.
+            ("", "grid", "\"train.margin\" = [1, 1.0]", "train.margin=1", "same experiment"),
+        ] {
+            let text = format!("{head}{MINIMAL}[{section}]\n{line}\n");
+            let err = format!("{:#}", parse(&text, Path::new("x/dup.toml")).unwrap_err());
+            assert!(
+                err.contains(key) && err.contains(value) && err.contains("x/dup.toml"),
+                "{line}: {err}"
+            );
         }
     }
 
@@ -785,11 +981,11 @@ mod tests {
     #[test]
     fn grid_is_a_cartesian_product_times_seeds() {
         let text = format!(
-            "seeds = [1, 2]\n{MINIMAL}[grid]\n\"train.margin\" = [0.1, 0.3]\n\"cam.target\" = [\"pre-l2\", \"post-l2\", \"pre-l2\"]\n"
+            "seeds = [1, 2]\n{MINIMAL}[grid]\n\"train.margin\" = [0.1, 0.3]\n\"dataset.image_size\" = [32, 64, 96]\n"
         );
         let e = parse(&text, Path::new("g.toml")).expect("valid");
         assert_eq!(e.len(), 2 * 3 * 2);
-        assert_eq!(e[0].cell, "cam.target=pre-l2,train.margin=0.1");
+        assert_eq!(e[0].cell, "dataset.image_size=32,train.margin=0.1");
         assert_eq!(e[0].file.train.margin, 0.1);
         assert_eq!(e[3].file.train.margin, 0.3);
         assert_eq!((e[2].seed, e[3].seed), (1, 2));

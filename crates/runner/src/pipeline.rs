@@ -320,6 +320,29 @@ fn eval_images(exp: &Experiment, data: &Data) -> Vec<usize> {
     }
 }
 
+/// Checks of the configuration that need the data, made once it is read and before training:
+/// the k-nearest-neighbour proxy needs `cam.knn` images in the proxy set besides the query.
+pub fn check_against_data(exp: &Experiment, data: &Data) -> Result<()> {
+    let c = &exp.file.cam;
+    if c.proxies.iter().any(|p| p == "knn") {
+        let mut per_class: BTreeMap<u32, usize> = BTreeMap::new();
+        for k in eval_images(exp, data) {
+            *per_class.entry(data.dataset.images[k].class_id).or_default() += 1;
+        }
+        let cap = c.proxy_images_per_class.unwrap_or(usize::MAX);
+        let n: usize = per_class.values().map(|&m| m.min(cap)).sum();
+        ensure!(
+            c.knn < n,
+            "cam.knn = {} asks for more neighbours than the proxy set holds: it has {n} images \
+             (the evaluation images, after eval.max_images and cam.proxy_images_per_class), so \
+             an image has {} others; cam.knn must be below {n}",
+            c.knn,
+            n.saturating_sub(1)
+        );
+    }
+    Ok(())
+}
+
 /// What the scoring stage keeps.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Scored {

@@ -49,6 +49,8 @@ pub fn run(path: &Path, force: bool, until: Until) -> Result<Option<PathBuf>> {
         eprintln!("[{}/{}] {} {what}", i + 1, experiments.len(), exp.name);
         let t0 = Instant::now();
         let dataset = pipeline::data(exp)?;
+        pipeline::check_against_data(exp, &dataset)
+            .with_context(|| format!("in experiment file {}", path.display()))?;
         let t_data = t0.elapsed().as_secs_f64();
         let device = pipeline::device(&exp.file.model.device)?;
         let trained = pipeline::trained(&exp_dir, exp, &dataset, &device, force)?;

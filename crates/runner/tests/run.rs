@@ -152,6 +152,49 @@ fn a_typo_in_the_experiment_names_the_key_and_the_file() {
 }
 
 #[test]
+fn numbers_out_of_range_are_refused_with_key_and_file_before_the_data_stage() {
+    for (from, to, key) in [
+        ("epochs = 1\n", "epochs = 0\n", "train.epochs"),
+        ("max_images = 8\n", "max_images = 0\n", "eval.max_images"),
+        ("[cam]\n", "[cam]\nproxy_images_per_class = 0\n", "cam.proxy_images_per_class"),
+        ("[cam]\n", "[cam]\nproxies = [\"knn\"]\nknn = 1000000000\n", "cam.knn"),
+        ("embedding_dim = 8\n", "embedding_dim = 1000000000\n", "model.embedding_dim"),
+        ("[cam]\n", "[cam]\nproxies = [\"knn\", \"knn\"]\n", "cam.proxies"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let exp = tiny(tmp.path(), "");
+        let changed = std::fs::read_to_string(&exp).unwrap().replacen(from, to, 1);
+        std::fs::write(&exp, changed).unwrap();
+        let o = embcam(&["run", exp.to_str().unwrap()]);
+        let t = text(&o);
+        assert!(!o.status.success() && t.contains(key) && t.contains("tiny.toml"), "{t}");
+        assert!(!tmp.path().join("data").exists(), "{key}: the data stage ran:\n{t}");
+    }
+}
+
+#[test]
+fn more_neighbours_than_the_proxy_set_holds_is_refused_before_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tiny(tmp.path(), "");
+    // 8 evaluation images: each has 7 others.
+    let knn = |k: usize| {
+        let t = std::fs::read_to_string(&exp).unwrap();
+        let t = t.replace("[cam]\n", &format!("[cam]\nproxies = [\"knn\"]\nknn = {k}\n"));
+        let path = tmp.path().join(format!("knn{k}.toml"));
+        std::fs::write(&path, t).unwrap();
+        path
+    };
+    let o = embcam(&["train", knn(8).to_str().unwrap()]);
+    let t = text(&o);
+    assert!(!o.status.success() && t.contains("cam.knn = 8") && t.contains("knn8.toml"), "{t}");
+    assert!(t.contains("must be below 8") && !t.contains("train:"), "{t}");
+    let stages = std::fs::read_dir(tmp.path().join("results/tiny/stages"));
+    assert!(stages.map_or(true, |mut d| d.next().is_none()), "a stage was written:\n{t}");
+    let o = embcam(&["train", knn(7).to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
 fn missing_real_data_says_where_to_put_it() {
     let tmp = tempfile::tempdir().unwrap();
     let exp = tmp.path().join("cub.toml");
@@ -279,6 +322,14 @@ fn report_remakes_a_runs_tables_and_plots_and_compares_runs() {
     let o = embcam(&["report", a, b, "--out", out.to_str().unwrap()]);
     assert!(!o.status.success() && text(&o).contains("--force"), "{}", text(&o));
     assert!(embcam(&["report", a, b, "--out", out.to_str().unwrap(), "--force"]).status.success());
+    // One run named twice, under another spelling, would count its images twice.
+    let again = tmp.path().join("results/tiny/runs/../runs/./run-001");
+    let o = embcam(&["report", a, again.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(!o.status.success() && text(&o).contains("are the same run folder"), "{}", text(&o));
+    let o = embcam(&["report", a, b, a, "--out", tmp.path().join("thrice").to_str().unwrap()]);
+    assert!(!o.status.success() && text(&o).contains("are the same run folder"), "{}", text(&o));
+    let o = embcam(&["report", tmp.path().join("nowhere").to_str().unwrap()]);
+    assert!(!o.status.success() && text(&o).contains("cannot be read"), "{}", text(&o));
     // An unfinished folder is refused with the reason.
     let o = embcam(&["report", tmp.path().to_str().unwrap()]);
     assert!(!o.status.success() && text(&o).contains("not a finished run folder"), "{}", text(&o));
@@ -311,6 +362,20 @@ fn bench_prints_a_table_and_never_overwrites() {
     assert!(!o.status.success() && text(&o).contains("never overwritten"), "{}", text(&o));
     let o = embcam(&["bench", "--device", "tch-cpu", "--iters", "1"]);
     assert!(!o.status.success() && !text(&o).contains("panicked"), "{}", text(&o));
+    // Sizes below the network's downsampling panicked inside burn's convolution: now refused
+    // with the range, before any work.
+    for (backbone, size, range) in [
+        ("small-cnn", "0", "16–1024"),
+        ("small-cnn", "8", "16–1024"),
+        ("resnet18", "16", "32–1024"),
+    ] {
+        let o = embcam(&["bench", "--backbone", backbone, "--size", size]);
+        let t = text(&o);
+        assert!(!o.status.success() && t.contains("--size") && t.contains(range), "{t}");
+        assert!(!t.contains("panicked"), "{t}");
+    }
+    let o = embcam(&["bench", "--dim", "1000000000"]);
+    assert!(!o.status.success() && text(&o).contains("--dim"), "{}", text(&o));
 }
 
 #[test]
