@@ -177,26 +177,27 @@ impl SynthConfig {
     pub fn validate(&self) -> Result<()> {
         if !(2..=999).contains(&self.classes) {
             return Err(CubError::Invalid(format!(
-                "SynthCUB needs 2 to 999 classes, asked for {}",
+                "SynthCUB needs 2 to 999 classes, asked for classes = {}",
                 self.classes
             )));
         }
         if self.images_per_class == 0 {
-            return Err(CubError::Invalid("images per class must be at least 1".into()));
+            return Err(CubError::Invalid("images_per_class must be at least 1".into()));
         }
         if self.classes as u64 * self.images_per_class as u64 > MAX_IMAGES {
             return Err(CubError::Invalid(format!(
-                "{} classes × {} images per class is more than {MAX_IMAGES} images; ask for fewer",
+                "classes × images_per_class = {} × {} is more than {MAX_IMAGES} images; ask for \
+                 fewer",
                 self.classes, self.images_per_class
             )));
         }
-        self.difficulty.check()?;
         if self.min_side < 48 || self.min_side > self.max_side || self.max_side > 4096 {
             return Err(CubError::Invalid(format!(
-                "image size range {}–{} is invalid; use 48 ≤ min ≤ max ≤ 4096",
+                "min_side = {} and max_side = {} are invalid; use 48 ≤ min_side ≤ max_side ≤ 4096",
                 self.min_side, self.max_side
             )));
         }
+        self.difficulty.check()?;
         Ok(())
     }
 }
