@@ -127,10 +127,14 @@ fn a_tiny_experiment_writes_everything_then_reuses_every_stage() {
     let reused = [("train", "reused"), ("explain", "reused"), ("evaluate", "reused")];
     stages(&["run", exp.to_str().unwrap()], &reused);
     let run2 = tmp.path().join("results/tiny/runs/run-002");
-    assert_eq!(
-        std::fs::read(run.join("summary.md")).unwrap(),
-        std::fs::read(run2.join("summary.md")).unwrap()
-    );
+    // Byte for byte, the full-precision data files too: a stage's numbers read back from its
+    // JSON must be the numbers it wrote (serde_json's float_roundtrip).
+    for f in ["summary.md", "metrics.csv", "split_metrics.csv", "comparisons.csv"] {
+        assert!(
+            std::fs::read(run.join(f)).unwrap() == std::fs::read(run2.join(f)).unwrap(),
+            "{f} differs between a run and its cached rerun"
+        );
+    }
 
     // --force recomputes, and with the same seed gives the same numbers.
     stages(&["run", exp.to_str().unwrap(), "--force"], &computed);
