@@ -154,3 +154,26 @@ fn out_of_range_settings_are_refused_before_any_work() {
     }
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "nothing written");
 }
+
+#[test]
+fn folders_of_killed_generations_are_removed_and_live_ones_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A generation killed with Ctrl-C leaves `.NAME.partial-PID`; PID 4194304 is above Linux's
+    // pid_max, so no process has it. PID 1 always runs: its folder must stay.
+    let dead = tmp.path().join(".s.partial-4194304");
+    let live = tmp.path().join(".s.partial-1");
+    let other = tmp.path().join(".t.partial-4194304");
+    for d in [&dead, &live, &other] {
+        std::fs::create_dir_all(d.join("CUB_200_2011")).unwrap();
+    }
+    let cfg = SynthConfig {
+        classes: 2,
+        images_per_class: 1,
+        min_side: 64,
+        max_side: 64,
+        ..SynthConfig::default()
+    };
+    generate(&tmp.path().join("s"), &cfg, &ProgressBar::hidden()).unwrap();
+    assert!(!dead.exists(), "the killed generation's folder is left");
+    assert!(live.exists() && other.exists(), "another dataset's or a live folder was removed");
+}

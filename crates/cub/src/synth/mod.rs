@@ -252,6 +252,7 @@ pub fn generate(out: &Path, cfg: &SynthConfig, progress: &ProgressBar) -> Result
     }
     let classes = make_classes(cfg.classes, cfg.difficulty.pair_differences, cfg.seed)?;
     let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    remove_abandoned_partials(out, &name)?;
     let tmp = out.with_file_name(format!(".{name}.partial-{}", std::process::id()));
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
@@ -293,6 +294,31 @@ pub fn generate(out: &Path, cfg: &SynthConfig, progress: &ProgressBar) -> Result
         greyscale: made.iter().filter(|m| m.greyscale).count(),
         occluded: made.iter().filter(|m| m.occluded).count(),
     })
+}
+
+/// Remove `.NAME.partial-PID` folders beside `out` left by a generation that was killed (Ctrl-C,
+/// SIGKILL): those whose process no longer runs. Whether a process runs is read from `/proc`;
+/// where there is no `/proc`, nothing is removed (a folder of a live generation is never touched).
+fn remove_abandoned_partials(out: &Path, name: &str) -> Result<()> {
+    let parent = match out.parent() {
+        Some(p) if p.as_os_str().is_empty() => Path::new("."),
+        Some(p) => p,
+        None => return Ok(()),
+    };
+    let proc = Path::new("/proc");
+    let (Ok(entries), true) = (std::fs::read_dir(parent), proc.join("self").exists()) else {
+        return Ok(());
+    };
+    let prefix = format!(".{name}.partial-");
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(pid) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else { continue };
+        if pid.parse::<u32>().is_ok() && !proc.join(pid).exists() {
+            let path = entry.path();
+            std::fs::remove_dir_all(&path).map_err(io(&path))?;
+        }
+    }
+    Ok(())
 }
 
 fn make_image(
