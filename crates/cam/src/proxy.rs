@@ -127,10 +127,10 @@ pub enum ProxyKind {
 }
 
 impl ProxyKind {
-    /// `class-mean`, `single-point`, ...
+    /// `normalized-mean`, `single-point`, ... (the names experiment files and tables use)
     pub fn name(self) -> &'static str {
         match self {
-            ProxyKind::ClassMean => "class-mean",
+            ProxyKind::ClassMean => "normalized-mean",
             ProxyKind::SinglePoint => "single-point",
             ProxyKind::PredictedClass => "predicted-class",
             ProxyKind::Knn => "knn",
@@ -214,11 +214,12 @@ pub enum ProxySpec {
 }
 
 impl ProxySpec {
-    /// A column name for indexes and galleries (`class-mean`, `class-mean-loo`, `knn5`, ...).
+    /// A column name for indexes and galleries (`normalized-mean`, `normalized-mean-loo`, `knn5`,
+    /// ...), the name experiment files and tables use.
     pub fn name(&self) -> String {
         match self {
-            ProxySpec::ClassMean { leave_query_out: false } => "class-mean".into(),
-            ProxySpec::ClassMean { leave_query_out: true } => "class-mean-loo".into(),
+            ProxySpec::ClassMean { leave_query_out: false } => "normalized-mean".into(),
+            ProxySpec::ClassMean { leave_query_out: true } => "normalized-mean-loo".into(),
             ProxySpec::SinglePoint => "single-point".into(),
             ProxySpec::PredictedClass { leave_query_out: false } => "predicted-class".into(),
             ProxySpec::PredictedClass { leave_query_out: true } => "predicted-class-loo".into(),

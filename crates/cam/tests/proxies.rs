@@ -98,7 +98,7 @@ fn classifier_rows_and_batches() {
     ];
     let q2 = Query { id: 2, label: 0, embedding: &[0.0, 1.0] };
     let batch = b.batch(&specs, &[q, q2]).unwrap();
-    assert_eq!(batch.columns(), &["class-mean".to_string(), "classifier-row2".to_string()]);
+    assert_eq!(batch.columns(), &["normalized-mean".to_string(), "classifier-row2".to_string()]);
     assert_eq!((batch.n_images(), batch.n_proxies(), batch.dim()), (2, 2, 2));
     assert_eq!(batch.vector(1, 1), &[5.0, 6.0]);
     assert_eq!(batch.origin(0, 0).class, Some(1));
@@ -110,7 +110,7 @@ fn classifier_rows_and_batches() {
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "image_id,column,kind,split,class,images");
-    assert_eq!(lines[1], "1,class-mean,class-mean,eval,1,20 21");
+    assert_eq!(lines[1], "1,normalized-mean,normalized-mean,eval,1,20 21");
     assert_eq!(lines[2], "1,classifier-row2,classifier-row,classifier,2,");
     assert_eq!(lines.len(), 5);
 }
