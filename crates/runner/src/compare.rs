@@ -136,17 +136,10 @@ fn compare(
     let av: Vec<f64> = images.iter().map(|&id| avg(a, id)).collect();
     let bv: Vec<f64> = images.iter().map(|&id| avg(b, id)).collect();
     let p = embcam_eval::paired(&av, &bv, RESAMPLES, 0)?;
-    let per_seed: Vec<f64> = seeds
+    let per_seed = seeds
         .iter()
-        .map(|s| images.iter().map(|id| a[s][id] - b[s][id]).sum::<f64>() / images.len() as f64)
-        .collect();
-    let n = per_seed.len() as f64;
-    let mean = per_seed.iter().sum::<f64>() / n;
-    let seed_sd = if per_seed.len() > 1 {
-        (per_seed.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-    } else {
-        0.0
-    };
+        .map(|s| images.iter().map(|id| a[s][id] - b[s][id]).sum::<f64>() / images.len() as f64);
+    let seed_sd = crate::table::over_seeds(per_seed).map_or(0.0, |st| st.spread);
     Ok(Some(Comparison {
         cell: a_key.cell.clone(),
         kind,

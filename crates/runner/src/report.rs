@@ -528,11 +528,8 @@ fn retrieval_markdown(training: &[EpochPoint]) -> String {
     }
     for (cell, ps) in cells.iter().filter(|(_, ps)| ps.len() > 1) {
         let stat = |f: fn(&EpochPoint) -> f64| {
-            let v: Vec<f64> = ps.iter().map(|p| f(p)).collect();
-            let n = v.len() as f64;
-            let mean = v.iter().sum::<f64>() / n;
-            let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-            format!("{mean:.3} ± {sd:.3}")
+            table::over_seeds(ps.iter().map(|p| f(p)))
+                .map_or(String::new(), |st| format!("{:.3} ± {:.3}", st.mean, st.spread))
         };
         out.push_str(&format!(
             "| {cell} | mean ± sd over {} seeds | | {} | {} |\n",

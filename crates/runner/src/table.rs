@@ -261,8 +261,8 @@ pub fn summarize(rows: &DataFrame, split: &DataFrame, baselines: &[&str]) -> Res
     Ok(out)
 }
 
-/// Mean ± sample standard deviation of per-seed values.
-fn over_seeds(values: impl Iterator<Item = f64>) -> Option<Stat> {
+/// Mean ± sample standard deviation of per-seed values (spread 0 for one seed).
+pub fn over_seeds(values: impl Iterator<Item = f64>) -> Option<Stat> {
     let v: Vec<f64> = values.collect();
     if v.is_empty() {
         return None;
