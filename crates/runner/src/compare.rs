@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::table::{Key, METRICS, Row};
+use crate::table::{Key, METRICS, Row, UNTRAINED, source_label};
 
 /// The metrics compared, by their [`METRICS`] name, with their table label.
 pub const COMPARED: [(&str, &str); 3] = [
@@ -110,9 +110,6 @@ pub fn comparisons(rows: &[Row], baselines: &[&str]) -> Result<Vec<Comparison>> 
     Ok(out)
 }
 
-/// The suffix that marks the untrained network's rows.
-const UNTRAINED: &str = " (untrained)";
-
 fn compare(
     kind: &'static str,
     metric: &'static str,
@@ -160,10 +157,6 @@ fn compare(
     }))
 }
 
-fn label(source: &str, proxy: &str) -> String {
-    if proxy == "-" { source.to_string() } else { format!("{source} / {proxy}") }
-}
-
 /// The comparisons as a markdown table.
 pub fn markdown(cs: &[Comparison]) -> String {
     let has_cells = cs.iter().any(|c| !c.cell.is_empty());
@@ -198,8 +191,8 @@ pub fn markdown(cs: &[Comparison]) -> String {
         let metric = COMPARED.iter().find(|(m, _)| *m == c.metric).map_or(c.metric, |(_, l)| *l);
         cells.extend([
             metric.to_string(),
-            label(&c.a_source, &c.a_proxy),
-            label(&c.b_source, &c.b_proxy),
+            source_label(&c.a_source, &c.a_proxy),
+            source_label(&c.b_source, &c.b_proxy),
             c.a_stage.clone(),
             c.seeds.to_string(),
             c.images.to_string(),

@@ -557,7 +557,7 @@ pub fn explain(
     let untrained_net = with_untrained.then(|| untrained(exp, data, device)).transpose()?;
     let mut nets: Vec<(&Net, &str)> = vec![(&trained.net, "")];
     if let Some(n) = &untrained_net {
-        nets.push((n, " (untrained)"));
+        nets.push((n, crate::table::UNTRAINED));
     }
     // Every method also runs on the untrained network: each is compared with its own baseline.
     let methods: Vec<Method> =

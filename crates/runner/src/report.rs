@@ -341,7 +341,7 @@ fn mean_over_seeds<P>(
 }
 
 fn series_label(k: &Key) -> String {
-    if k.proxy == "-" { k.source.clone() } else { format!("{} / {}", k.source, k.proxy) }
+    table::source_label(&k.source, &k.proxy)
 }
 
 /// `-cellN` for the N-th of several cells, nothing for one.
@@ -549,8 +549,7 @@ fn comparison_plots(dir: &Path, cs: &[crate::compare::Comparison]) -> Result<()>
             .iter()
             .filter(|c| c.metric == metric)
             .map(|c| {
-                let name =
-                    |s: &str, p: &str| if p == "-" { s.to_string() } else { format!("{s} / {p}") };
+                let name = table::source_label;
                 let cell = if c.cell.is_empty() { String::new() } else { format!("{}: ", c.cell) };
                 (
                     format!(

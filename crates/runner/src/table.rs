@@ -35,6 +35,15 @@ pub const METRICS: [&str; 12] = [
 /// Split-level metrics (one number per group, not per image).
 pub const SPLIT_METRICS: [&str; 2] = ["maxboxacc_v2", "pxap"];
 
+/// The suffix of a source name whose maps come from the untrained network (`embeddingcam
+/// (untrained)`): the method's own baseline.
+pub const UNTRAINED: &str = " (untrained)";
+
+/// A source and proxy as one label (`embeddingcam / normalized-mean`; a target-free source alone).
+pub fn source_label(source: &str, proxy: &str) -> String {
+    if proxy == "-" { source.to_string() } else { format!("{source} / {proxy}") }
+}
+
 /// The keys a row is grouped by.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Key {
@@ -251,7 +260,7 @@ pub fn summarize(rows: &DataFrame, split: &DataFrame, baselines: &[&str]) -> Res
     let rank = |k: &Key| {
         if baselines.contains(&k.source.as_str()) {
             2
-        } else if k.source.ends_with(" (untrained)") {
+        } else if k.source.ends_with(UNTRAINED) {
             1
         } else {
             0
