@@ -1,10 +1,13 @@
-//! SynthCUB: byte-for-byte determinism and the class table.
+//! SynthCUB: byte-for-byte determinism, the class table and the interventions.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use embcam_cub::Dataset;
-use embcam_cub::synth::{Difficulty, SynthConfig, generate, read_discriminative_parts};
+use embcam_cub::synth::{
+    Difficulty, PartLabels, SynthConfig, generate, read_discriminative_parts, read_interventions,
+    render_interventions,
+};
+use embcam_cub::{DEFAULT_MASK_THRESHOLD, Dataset};
 use indicatif::ProgressBar;
 use sha2::{Digest, Sha256};
 
@@ -176,4 +179,108 @@ fn folders_of_killed_generations_are_removed_and_live_ones_kept() {
     generate(&tmp.path().join("s"), &cfg, &ProgressBar::hidden()).unwrap();
     assert!(!dead.exists(), "the killed generation's folder is left");
     assert!(live.exists() && other.exists(), "another dataset's or a live folder was removed");
+}
+
+/// SHA-256 of the `path hash` lines of [`tree_hash`].
+fn tree_digest(tree: &BTreeMap<String, String>) -> String {
+    let lines: String = tree.iter().map(|(p, h)| format!("{p} {h}\n")).collect();
+    Sha256::digest(lines).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn small(seed: u64, difficulty: Difficulty) -> SynthConfig {
+    SynthConfig { classes: 6, images_per_class: 5, min_side: 120, max_side: 160, seed, difficulty }
+}
+
+#[test]
+fn generated_datasets_keep_their_bytes() {
+    // The reference digest was computed before interventions existed: `embcam synth DIR
+    // --classes 6 --images-per-class 5 --min-side 120 --max-side 160 --seed 3` (commit b5a71d0),
+    // then in Python `sha256("".join(f"{path} {sha256(file)}\n" for path in sorted(files)))`.
+    // The quickstart's published results depend on these bytes.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("s");
+    let cfg = small(3, Difficulty::standard());
+    generate(&out, &cfg, &ProgressBar::hidden()).unwrap();
+    let before = tree_hash(&out);
+    assert_eq!(before.len(), 69);
+    assert_eq!(
+        tree_digest(&before),
+        "340fd18f15cb5fb9f77959ba1044a53bbe96217cfe73ddf698910031c5f1a685"
+    );
+    // Rendering interventions adds a folder and changes nothing else.
+    render_interventions(&out, &cfg, &ProgressBar::hidden()).unwrap();
+    let after = tree_hash(&out);
+    let dataset: BTreeMap<_, _> =
+        after.into_iter().filter(|(p, _)| !p.starts_with("interventions/")).collect();
+    assert_eq!(dataset, before);
+}
+
+#[test]
+fn interventions_are_deterministic_and_complete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = small(8, Difficulty::easy());
+    let mut trees = Vec::new();
+    for (name, threads) in [("a", 1), ("b", 2)] {
+        let out = tmp.path().join(name);
+        generate(&out, &cfg, &ProgressBar::hidden()).unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let s = pool.install(|| render_interventions(&out, &cfg, &ProgressBar::hidden())).unwrap();
+        assert_eq!(s.images, 30);
+        // Cached: a second call renders nothing and reports the same.
+        assert_eq!(render_interventions(&out, &cfg, &ProgressBar::hidden()).unwrap(), s);
+        trees.push(tree_hash(&out.join("interventions")));
+    }
+    assert_eq!(trees[0], trees[1]);
+
+    let out = tmp.path().join("a");
+    let ds = Dataset::open(&out.join("CUB_200_2011"), Some(&out.join("segmentations"))).unwrap();
+    let disc = read_discriminative_parts(&out.join("CUB_200_2011")).unwrap().unwrap();
+    let all = read_interventions(&out).unwrap();
+    assert_eq!(all.len(), 30);
+    for e in &all {
+        let rec = ds.image(e.image_id).unwrap();
+        let labels = PartLabels::read(&e.part_labels, e.image_id).unwrap();
+        let mask = ds.read_mask(rec).unwrap().unwrap();
+        assert_eq!((labels.width, labels.height), (mask.width, mask.height));
+        // Part regions lie inside the mask's foreground.
+        let fg = mask.binary(DEFAULT_MASK_THRESHOLD);
+        assert!(labels.labels.iter().zip(&fg).all(|(&l, &f)| l == 0 || f), "{}", e.image_id);
+        // One removal per non-empty region, and never both wings (only the near one is drawn).
+        let areas = labels.areas();
+        let removed: Vec<u32> = e.removed.iter().map(|(p, _)| *p).collect();
+        let present: Vec<u32> = (1..=15).filter(|&k| areas[k as usize] > 0).collect();
+        assert_eq!(removed, present);
+        assert!(!(areas[9] > 0 && areas[13] > 0));
+        // The discriminative part as visible: the class table's, with the wing on the near side.
+        let table = disc.iter().find(|(c, _)| *c == rec.class_id).unwrap().1;
+        if table == 9 {
+            assert!(e.discriminative_part == 9 || e.discriminative_part == 13);
+            if areas[9] + areas[13] > 0 {
+                assert!(areas[e.discriminative_part as usize] > 0);
+            }
+        } else {
+            assert_eq!(e.discriminative_part, table);
+        }
+        for path in [&e.counterfactual, &e.background, &e.no_bird] {
+            let img = image::open(path).unwrap();
+            assert_eq!((img.width(), img.height()), (mask.width, mask.height));
+        }
+    }
+}
+
+#[test]
+fn interventions_need_their_dataset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("s");
+    let cfg = small(2, Difficulty::standard());
+    let err = render_interventions(&out, &cfg, &ProgressBar::hidden()).unwrap_err().to_string();
+    assert!(err.contains("generate the dataset first"), "{err}");
+    generate(&out, &cfg, &ProgressBar::hidden()).unwrap();
+    let other = SynthConfig { seed: 3, ..cfg };
+    assert!(render_interventions(&out, &other, &ProgressBar::hidden()).is_err());
+    // A stray folder from other settings is not taken for this dataset's interventions.
+    std::fs::create_dir_all(out.join("interventions")).unwrap();
+    let err = render_interventions(&out, &cfg, &ProgressBar::hidden()).unwrap_err().to_string();
+    assert!(err.contains("remove it"), "{err}");
+    assert!(read_interventions(&out).is_err());
 }

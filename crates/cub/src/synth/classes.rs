@@ -96,6 +96,14 @@ impl Differs {
             Differs::Wing => 9,
         }
     }
+    /// The CUB part id of the distinguishing part on a bird facing left (`facing_left`) or right:
+    /// the wing is part 9 on a bird facing right and 13 on one facing left (the visible side).
+    pub fn visible_part_id(self, facing_left: bool) -> u32 {
+        match self {
+            Differs::Wing if facing_left => 13,
+            other => other.part_id(),
+        }
+    }
     fn name(self) -> &'static str {
         match self {
             Differs::Beak => "beak",
@@ -152,6 +160,18 @@ impl Attributes {
             beak: BEAKS[rng.random_range(0..BEAKS.len())],
             tail: TAILS[rng.random_range(0..TAILS.len())],
         }
+    }
+
+    /// The same bird with the `what` attribute taken from `other` (the counterfactual: the
+    /// discriminative part swapped for the pair class's variant, everything else kept).
+    pub fn with_part_of(mut self, what: Differs, other: &Attributes) -> Self {
+        match what {
+            Differs::Beak => self.beak = other.beak,
+            Differs::Head => self.head = other.head,
+            Differs::Tail => self.tail = other.tail,
+            Differs::Wing => self.wing = other.wing,
+        }
+        self
     }
 
     /// The same bird with the `what` attribute changed to a different random value.

@@ -17,6 +17,7 @@
 
 pub mod classes;
 mod draw;
+pub mod interventions;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,10 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use rayon::prelude::*;
 
 pub use classes::{Attributes, SynthClass, make_classes, read_discriminative_parts};
+pub use interventions::{
+    ImageInterventions, InterventionSummary, PartLabels, interventions_made_at, read_interventions,
+    render_interventions,
+};
 
 use crate::dataset::{PART_NAMES, PartLoc};
 use crate::error::{CubError, Result, io};
@@ -321,6 +326,59 @@ fn remove_abandoned_partials(out: &Path, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Image `id` as [`generate`] drew it: its class, scene, render, box and path stem.
+struct Drawn<'a> {
+    class: &'a SynthClass,
+    scene: draw::Scene,
+    rendered: draw::Rendered,
+    bbox: BBox,
+    /// `<class>/<attributes>_<id>`, the path below `images/` without extension.
+    stem: String,
+}
+
+/// Replay image `id` from `(seed, id)` exactly as [`generate`] draws it (a foreground branch can
+/// in principle hide the whole bird: the scene is drawn again, at most 8 times).
+fn draw_image<'a>(id: u32, classes: &'a [SynthClass], cfg: &SynthConfig) -> Result<Drawn<'a>> {
+    let class = &classes[((id - 1) / cfg.images_per_class) as usize];
+    let mut rng = StdRng::seed_from_u64(seed_for(cfg.seed, id as u64));
+    let long = rng.random_range(cfg.min_side..=cfg.max_side);
+    let short = ((long as f32) * rng.random_range(0.62..0.9)).round() as u32;
+    let (w, h) = if rng.random_bool(0.2) { (short, long) } else { (long, short) };
+    for _ in 0..8 {
+        let scene = draw::Scene::sample(class.attrs, w, h, &cfg.difficulty, &mut rng);
+        let r = scene.render();
+        let mask = Mask { width: w, height: h, soft: r.mask };
+        let Some(bbox) = mask.foreground_box(DEFAULT_MASK_THRESHOLD) else { continue };
+        let stem =
+            format!("{}/{}_{id:05}", class.name, class.name.split_once('.').map_or("", |s| s.1));
+        let rendered = draw::Rendered { mask: mask.soft, ..r };
+        return Ok(Drawn { class, scene, rendered, bbox, stem });
+    }
+    Err(CubError::Invalid(format!("image id {id}: could not place a visible bird in 8 tries")))
+}
+
+/// Write RGB bytes as a JPEG (or, for a greyscale scene, its luma), the way every SynthCUB image
+/// is written.
+fn save_rgb(path: &Path, id: u32, (w, h): (u32, u32), rgb: Vec<u8>, greyscale: bool) -> Result<()> {
+    let rgb = RgbImage::from_raw(w, h, rgb).ok_or_else(|| {
+        CubError::Invalid(format!("image id {id}: internal buffer size mismatch"))
+    })?;
+    let encoded = if greyscale {
+        image::DynamicImage::ImageRgb8(rgb).into_luma8().save(path)
+    } else {
+        rgb.save(path)
+    };
+    encoded.map_err(|e| CubError::Invalid(format!("{}: {e}", path.display())))
+}
+
+/// Write 8-bit grey values as a PNG.
+fn save_grey(path: &Path, id: u32, (w, h): (u32, u32), values: Vec<u8>) -> Result<()> {
+    GrayImage::from_raw(w, h, values)
+        .ok_or_else(|| CubError::Invalid(format!("image id {id}: mask buffer mismatch")))?
+        .save(path)
+        .map_err(|e| CubError::Invalid(format!("{}: {e}", path.display())))
+}
+
 fn make_image(
     id: u32,
     classes: &[SynthClass],
@@ -328,46 +386,21 @@ fn make_image(
     root: &Path,
     seg: &Path,
 ) -> Result<Made> {
-    let class = &classes[((id - 1) / cfg.images_per_class) as usize];
-    let mut rng = StdRng::seed_from_u64(seed_for(cfg.seed, id as u64));
-    let long = rng.random_range(cfg.min_side..=cfg.max_side);
-    let short = ((long as f32) * rng.random_range(0.62..0.9)).round() as u32;
-    let (w, h) = if rng.random_bool(0.2) { (short, long) } else { (long, short) };
-    // A foreground branch can in principle hide the whole bird: draw again (rare).
-    for _ in 0..8 {
-        let scene = draw::Scene::sample(class.attrs, w, h, &cfg.difficulty, &mut rng);
-        let r = scene.render();
-        let mask = Mask { width: w, height: h, soft: r.mask };
-        let Some(bbox) = mask.foreground_box(DEFAULT_MASK_THRESHOLD) else { continue };
-        let file = format!("{}_{id:05}", class.name.split_once('.').map_or("", |s| s.1));
-        let rel_path = format!("{}/{file}.jpg", class.name);
-        let img_path = root.join("images").join(&rel_path);
-        let rgb = RgbImage::from_raw(w, h, r.rgb).ok_or_else(|| {
-            CubError::Invalid(format!("image id {id}: internal buffer size mismatch"))
-        })?;
-        let encoded = if scene.greyscale {
-            image::DynamicImage::ImageRgb8(rgb).into_luma8().save(&img_path)
-        } else {
-            rgb.save(&img_path)
-        };
-        encoded.map_err(|e| CubError::Invalid(format!("{}: {e}", img_path.display())))?;
-        let mask_path = seg.join(&class.name).join(format!("{file}.png"));
-        GrayImage::from_raw(w, h, mask.soft)
-            .ok_or_else(|| CubError::Invalid(format!("image id {id}: mask buffer mismatch")))?
-            .save(&mask_path)
-            .map_err(|e| CubError::Invalid(format!("{}: {e}", mask_path.display())))?;
-        return Ok(Made {
-            id,
-            class: class.id,
-            rel_path,
-            bbox,
-            parts: r.parts,
-            greyscale: scene.greyscale,
-            occluded: scene.occluded(),
-            size: (w, h),
-        });
-    }
-    Err(CubError::Invalid(format!("image id {id}: could not place a visible bird in 8 tries")))
+    let Drawn { class, scene, rendered: r, bbox, stem } = draw_image(id, classes, cfg)?;
+    let size = (scene.width, scene.height);
+    let rel_path = format!("{stem}.jpg");
+    save_rgb(&root.join("images").join(&rel_path), id, size, r.rgb, scene.greyscale)?;
+    save_grey(&seg.join(format!("{stem}.png")), id, size, r.mask)?;
+    Ok(Made {
+        id,
+        class: class.id,
+        rel_path,
+        bbox,
+        parts: r.parts,
+        greyscale: scene.greyscale,
+        occluded: scene.occluded(),
+        size,
+    })
 }
 
 fn write_index(
