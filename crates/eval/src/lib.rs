@@ -12,6 +12,9 @@
 //! - [`retrieval_scores`]: Recall@K and MAP@R.
 //! - [`paired`]: paired comparisons of two sources over the same images (bootstrap, Wilcoxon).
 //! - [`BaselineMap`]: the centre-Gaussian and random baselines, scored like any map source.
+//! - [`parts`]: ground truth on SynthCUB's interventions — part importance agreement,
+//!   discriminative-part mass and peak hit, counterfactual contrast, background independence.
+//! - [`sanity`]: model-randomisation sanity checks (Spearman, SSIM; Adebayo et al. 2018).
 //!
 //! Each metric's formula is documented where it is computed; `README.md` lists them.
 
@@ -21,10 +24,12 @@ pub mod error;
 pub mod faithfulness;
 pub mod localization;
 pub mod paired;
+pub mod parts;
 pub mod pointing;
 pub mod pxap;
 pub mod ratio;
 pub mod retrieval;
+pub mod sanity;
 pub mod score;
 pub mod threshold;
 
@@ -41,7 +46,15 @@ pub use faithfulness::{
 pub use localization::{MaxBoxAccV2, MaxBoxAccumulator, ThresholdSweep};
 pub use paired::{Paired, paired};
 pub use pxap::PxapHistogram;
+pub use parts::{
+    BackgroundIndependence, BackgroundScores, Contrast, DiscriminativePart, PartMass,
+    background_independence, counterfactual_contrast, discriminative_part,
+    part_importance_agreement, peak_tolerance, region_mass,
+};
 pub use retrieval::{RetrievalScores, retrieval_scores};
+pub use sanity::{
+    MapSimilarity, RandomisationRow, compare_maps, spearman, ssim, summarize_randomisation,
+};
 pub use score::{EvalConfig, Heatmap, ImageScores, ImageTruth, score_all, score_image};
 
 use rayon::iter::IntoParallelIterator;

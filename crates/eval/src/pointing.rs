@@ -1,6 +1,6 @@
 //! Pointing game (Zhang et al., "Top-down Neural Attention by Excitation Backprop", ECCV 2016)
 //! against the box and the mask, with an optional tolerance, and part pointing on CUB's 15
-//! keypoints.
+//! keypoints (the latter deprecated: see [`nearest_part`]).
 //!
 //! **The rule (DESIGN.md, "Pointing game").** An image scores whether `argmax H` hits, and tied
 //! maxima count fractionally: with `P = {p : H(p) = max H}` (exact equality) the score is
@@ -135,6 +135,12 @@ fn envelope(f: &[f64], d: &mut [f64], v: &mut [usize], z: &mut [f64]) {
 
 /// The visible part nearest to the centre of peak pixel `(i, j)`: `(part_id, distance)`. Ties go
 /// to the smaller part id; `None` when no part is visible.
+///
+/// **Deprecated as a metric** (issue 12): "the nearest part is the discriminative part" rewards
+/// peaks off the bird — a uniform random map beats every method on it — and never credits the
+/// wing of a bird facing left (part 13, where the class table says 9). Score part-level ground
+/// truth with [`crate::parts`] instead (discriminative-part mass and peak hit on exact part
+/// regions). Kept until the runner stops reporting `part_hit`.
 pub fn nearest_part(i: u32, j: u32, parts: &[PartLoc]) -> Option<(u32, f64)> {
     let (cx, cy) = (f64::from(i) + 0.5, f64::from(j) + 0.5);
     parts

@@ -135,11 +135,13 @@ pub struct ImageScores {
     pub pointing_mask: Option<f64>,
     /// The first peak `(x, y)` in row-major order.
     pub peak: (u32, u32),
-    /// The visible part nearest to the peak (`None` for an all-zero map).
+    /// The visible part nearest to the peak (`None` for an all-zero map). Deprecated with
+    /// [`pointing::nearest_part`]: use [`crate::parts`].
     pub nearest_part: Option<u32>,
     /// Distance from the peak's centre to that part, pixels.
     pub nearest_part_distance: Option<f64>,
-    /// Whether the nearest part is the discriminative part.
+    /// Whether the nearest part is the discriminative part. **Deprecated** (a uniform random map
+    /// wins it; [`pointing::nearest_part`]): use [`crate::parts::discriminative_part`].
     pub discriminative_hit: Option<bool>,
     /// Per-τ results: `largest_iou` on the max-normalised map (the localisation curve), `hits`
     /// on Choe et al.'s min–max normalised map (MaxBoxAccV2).
@@ -165,18 +167,7 @@ pub fn score_image(
     }
     let n = w as usize * h as usize;
     let values = &map.values[..];
-    if (map.width, map.height) != (w, h) || values.len() != n {
-        let (got_w, got_h) = (map.width, map.height);
-        return Err(EvalError::SizeMismatch {
-            id,
-            what: "heatmap",
-            got_w,
-            got_h,
-            width: w,
-            height: h,
-        });
-    }
-    let (min, max) = checked_range(id, w, values)?;
+    let (min, max) = checked_map(id, "heatmap", map, w, h)?;
     let b = truth.bbox;
     if ![b.x, b.y, b.w, b.h].iter().all(|v| v.is_finite()) {
         return Err(EvalError::NonFiniteBox { id });
@@ -258,6 +249,24 @@ pub fn score_image(
         sweep,
         pxap,
     })
+}
+
+/// The minimum and maximum of `map` (called `what` in errors), after checking that it is
+/// `width × height` and that every value is finite and ≥ 0.
+pub(crate) fn checked_map(
+    id: u32,
+    what: &'static str,
+    map: &Heatmap,
+    width: u32,
+    height: u32,
+) -> Result<(f32, f32), EvalError> {
+    if (map.width, map.height) != (width, height)
+        || map.values.len() != width as usize * height as usize
+    {
+        let (got_w, got_h) = (map.width, map.height);
+        return Err(EvalError::SizeMismatch { id, what, got_w, got_h, width, height });
+    }
+    checked_range(id, width, &map.values)
 }
 
 /// The minimum and maximum of a map, after checking that every value is finite and ≥ 0 (the error

@@ -1,0 +1,473 @@
+//! Part-level ground truth on SynthCUB's interventions (DESIGN.md, "Ground truth on SynthCUB";
+//! the interventions are `embcam_cub::synth::render_interventions`'s, the part regions its
+//! [`PartLabels`]). Per image, every score beside what a uniform map gets:
+//!
+//! - **Part-mass ratio** of a region `R` ([`region_mass`]): `r(R) = (Σ_{p∈R} H / Σ_p H) /
+//!   (|R| / N)`, the region's share of the heatmap over its share of the image. A uniform map
+//!   (and an all-zero map, scored as uniform) has `r = 1` on every region.
+//! - **Part importance agreement** ([`part_importance_agreement`], FunnyBirds' single-deletion
+//!   test, Hesse et al. ICCV 2023): Spearman's ρ between the parts' mass ratios `r(R_k)` and the
+//!   target-score drops `Δ_k = s(x) − s(x without part k)` the caller measured. The ratio, not the
+//!   raw mass `Σ_{R_k} H`: a uniform map's raw mass is the part's area, which correlates with
+//!   the drop whenever larger parts matter more, so a map with no information would score ρ > 0.
+//!   With ratios a uniform map's values are all tied and score exactly 0 (the ties rule of
+//!   [`spearman`]).
+//! - **Discriminative-part mass** ([`discriminative_part`]): `r` on the discriminative part's
+//!   region (1 = uniform), and whether the peak lands in the region or within a tolerance tied
+//!   to the bird's scale ([`peak_tolerance`]), beside the chance a uniform map has.
+//! - **Counterfactual contrast** ([`counterfactual_contrast`]): `r_pair − r_own` on the
+//!   discriminative part, for the map of the pair class's proxy and the map of the image's own
+//!   target on the same image: positive when the pair proxy's map moves onto the part that
+//!   separates the pair. Identical or uniform maps score 0.
+//! - **Background independence** ([`background_independence`]): how much the target depends on
+//!   the bird rather than the background, `I = 1 − |Δ_bg| / (|Δ_bg| + |Δ_bird|)` with
+//!   `Δ_bg = s(x) − s(x, background swapped)` and `Δ_bird = s(x) − s(x, bird removed)`, against
+//!   the map's mass share on the bird; a uniform map's share is the bird's area share.
+//!
+//! These replace part pointing by the nearest keypoint ([`crate::pointing::nearest_part`]),
+//! which a uniform random map wins (its peak falls off the bird, where the nearest keypoint is
+//! as often the discriminative one as not) and which never credits the wing of a bird facing
+//! left (part 13, not 9).
+
+use embcam_cub::synth::PartLabels;
+
+use crate::sanity::spearman;
+use crate::score::{Heatmap, checked_map};
+use crate::{EvalError, pointing};
+
+/// The fraction of `√(bird area)` used as the peak tolerance ([`peak_tolerance`]).
+pub const PEAK_TOLERANCE_FRACTION: f32 = 0.1;
+
+/// A region's share of the heatmap beside its share of the image.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PartMass {
+    /// `Σ_{p∈R} H / Σ_p H`; for an all-zero map, the area share (scored as uniform).
+    pub mass_share: f64,
+    /// `|R| / N`, what a uniform map's mass share is.
+    pub area_share: f64,
+    /// `mass_share / area_share`: 1 for a uniform map, `1 / area_share` for a map entirely on
+    /// the region (the maximum).
+    pub ratio: f64,
+}
+
+/// Check that `map` is finite, ≥ 0 and on the grid of `labels`; its total mass.
+fn check(id: u32, map: &Heatmap, labels: &PartLabels) -> Result<f64, EvalError> {
+    let (w, h) = (labels.width, labels.height);
+    if w == 0 || h == 0 {
+        return Err(EvalError::EmptyImage { id, width: w, height: h });
+    }
+    let n = w as usize * h as usize;
+    if labels.labels.len() != n {
+        return Err(EvalError::LengthMismatch {
+            what: "part label map: values vs width · height",
+            left: labels.labels.len(),
+            right: n,
+        });
+    }
+    checked_map(id, "heatmap", map, w, h)?;
+    Ok(map.values.iter().map(|&v| f64::from(v)).sum())
+}
+
+/// The part-mass ratio of every region `k` whose pixels satisfy `inside(label)`; `None` when the
+/// region is empty.
+fn mass_where(
+    map: &Heatmap,
+    labels: &PartLabels,
+    total: f64,
+    inside: impl Fn(u8) -> bool,
+) -> Option<PartMass> {
+    let (mut mass, mut area) = (0.0f64, 0usize);
+    for (&v, &l) in map.values.iter().zip(&labels.labels) {
+        if inside(l) {
+            mass += f64::from(v);
+            area += 1;
+        }
+    }
+    if area == 0 {
+        return None;
+    }
+    let area_share = area as f64 / labels.labels.len() as f64;
+    let mass_share = if total > 0.0 { mass / total } else { area_share };
+    Some(PartMass { mass_share, area_share, ratio: mass_share / area_share })
+}
+
+/// The part-mass ratio of part `part`'s region (module docs); `None` when the region is empty
+/// (the part is hidden, or not drawn on this side of the bird).
+///
+/// # Errors
+/// A map of another size than the labels, or with a negative or non-finite value.
+pub fn region_mass(
+    id: u32,
+    map: &Heatmap,
+    labels: &PartLabels,
+    part: u32,
+) -> Result<Option<PartMass>, EvalError> {
+    let total = check(id, map, labels)?;
+    Ok(mass_where(map, labels, total, |l| u32::from(l) == part))
+}
+
+/// Part importance agreement: Spearman's ρ between the mass ratios of the parts in `drops` and
+/// their target-score drops `Δ_k = s(x) − s(x without part k)` (`(part id, Δ_k)`, one per
+/// removed part, e.g. every `remove_part` intervention). Parts whose region is empty are left
+/// out; `None` when fewer than 3 remain (too few to rank). A uniform or all-zero map scores 0,
+/// and so does a map whose ratios are all tied, or drops that are all equal ([`spearman`]).
+///
+/// # Errors
+/// As [`region_mass`]; a non-finite drop; a part listed twice.
+pub fn part_importance_agreement(
+    id: u32,
+    map: &Heatmap,
+    labels: &PartLabels,
+    drops: &[(u32, f64)],
+) -> Result<Option<f64>, EvalError> {
+    let total = check(id, map, labels)?;
+    let (mut ratios, mut deltas) = (Vec::new(), Vec::new());
+    for (k, &(part, drop)) in drops.iter().enumerate() {
+        if !drop.is_finite() {
+            return Err(EvalError::ModelOutput {
+                id,
+                what: format!("a non-finite target-score drop ({drop}) for part {part}"),
+            });
+        }
+        if drops[..k].iter().any(|&(p, _)| p == part) {
+            return Err(EvalError::Config(format!(
+                "image {id}: part {part} is listed twice among the score drops; pass one drop per \
+                 removed part"
+            )));
+        }
+        if let Some(m) = mass_where(map, labels, total, |l| u32::from(l) == part) {
+            ratios.push(m.ratio);
+            deltas.push(drop);
+        }
+    }
+    if ratios.len() < 3 {
+        return Ok(None);
+    }
+    spearman(&ratios, &deltas).map(Some)
+}
+
+/// The peak tolerance for [`discriminative_part`], tied to the bird's scale:
+/// [`PEAK_TOLERANCE_FRACTION`] `· √(bird area in pixels)` (bird = every labelled pixel). A
+/// SynthCUB bird of scale `s` covers about 2.6 `s²` (body ellipse `π · 1 · 0.62 s²`, head, wing and
+/// tail), so the tolerance is about 0.16 `s`: the radius of the eye, half the beak's length.
+pub fn peak_tolerance(labels: &PartLabels) -> f32 {
+    let bird = labels.labels.iter().filter(|&&l| l != 0).count();
+    PEAK_TOLERANCE_FRACTION * (bird as f32).sqrt()
+}
+
+/// Discriminative-part mass and peak hit of one map.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DiscriminativePart {
+    /// The part scored (as visible: 13 for the wing of a bird facing left).
+    pub part: u32,
+    /// Its part-mass ratio (1 = uniform).
+    pub mass: PartMass,
+    /// Whether `argmax H` lies within the tolerance of the region, tied maxima counting
+    /// fractionally ([`crate::pointing`]'s rule: an all-zero map's every pixel is a peak).
+    pub peak_hit: f64,
+    /// What a uniform map scores on `peak_hit`: the share of pixels within the tolerance of the
+    /// region (the area share at tolerance 0).
+    pub peak_chance: f64,
+    /// The tolerance used, pixels.
+    pub tolerance: f32,
+}
+
+/// Discriminative-part mass and peak-in-part hit (module docs) for part `part` (the image's
+/// discriminative part as visible; `ImageInterventions::discriminative_part`), with peak
+/// tolerance `tolerance` pixels (pass [`peak_tolerance`]). `None` when the region is empty.
+///
+/// # Errors
+/// As [`region_mass`]; a negative or non-finite tolerance.
+pub fn discriminative_part(
+    id: u32,
+    map: &Heatmap,
+    labels: &PartLabels,
+    part: u32,
+    tolerance: f32,
+) -> Result<Option<DiscriminativePart>, EvalError> {
+    if !(tolerance >= 0.0 && tolerance.is_finite()) {
+        return Err(EvalError::Config(format!("peak tolerance {tolerance} must be ≥ 0")));
+    }
+    let total = check(id, map, labels)?;
+    let Some(mass) = mass_where(map, labels, total, |l| u32::from(l) == part) else {
+        return Ok(None);
+    };
+    let (w, h) = (labels.width, labels.height);
+    let region = labels.mask(part);
+    let max = map.values.iter().fold(0.0f32, |m, &v| m.max(v));
+    let peak_hit =
+        pointing::pointing_mask(&pointing::peaks(&map.values, max), &region, w, h, tolerance);
+    let all: Vec<usize> = (0..region.len()).collect();
+    let peak_chance = pointing::pointing_mask(&all, &region, w, h, tolerance);
+    Ok(Some(DiscriminativePart { part, mass, peak_hit, peak_chance, tolerance }))
+}
+
+/// Counterfactual contrast on the discriminative part.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Contrast {
+    /// The part-mass ratio of the map for the image's own target.
+    pub own: PartMass,
+    /// The part-mass ratio of the map for the pair class's proxy.
+    pub pair: PartMass,
+    /// `pair.ratio − own.ratio`: > 0 when the pair proxy's map moves onto the part that separates
+    /// the pair; 0 for identical or uniform maps.
+    pub contrast: f64,
+}
+
+/// Counterfactual contrast (module docs): `own_map` explains the image's own target, `pair_map`
+/// the pair class's proxy, both on the same image; `part` is the discriminative part as visible.
+/// `None` when the region is empty.
+///
+/// # Errors
+/// As [`region_mass`], for either map.
+pub fn counterfactual_contrast(
+    id: u32,
+    own_map: &Heatmap,
+    pair_map: &Heatmap,
+    labels: &PartLabels,
+    part: u32,
+) -> Result<Option<Contrast>, EvalError> {
+    let own = region_mass(id, own_map, labels, part)?;
+    let pair = region_mass(id, pair_map, labels, part)?;
+    Ok(own.zip(pair).map(|(own, pair)| Contrast { own, pair, contrast: pair.ratio - own.ratio }))
+}
+
+/// The target score `s = e·p` on three renders of one scene.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BackgroundScores {
+    /// On the dataset's image.
+    pub original: f64,
+    /// With the background swapped (`background` intervention).
+    pub background_swapped: f64,
+    /// With the bird removed (`no_bird` intervention).
+    pub bird_removed: f64,
+}
+
+/// Background independence of the model and of the map.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BackgroundIndependence {
+    /// `I = 1 − |Δ_bg| / (|Δ_bg| + |Δ_bird|)`: 1 when swapping the background leaves the target
+    /// unchanged, ½ when it moves it as much as removing the bird, 0 when only the background
+    /// counts. When neither change moves the target, 1 (the background did not matter).
+    pub model: f64,
+    /// The map's mass share on the bird (every labelled pixel); for an all-zero map, the bird's
+    /// area share (scored as uniform).
+    pub map: f64,
+    /// The bird's area share: what a uniform map scores on `map`.
+    pub map_chance: f64,
+    /// `map − model`: 0 when the map's background mass matches how much the target depends on
+    /// the background; > 0 when the map hides a dependence on the background, < 0 when it shows
+    /// background mass the model does not use.
+    pub gap: f64,
+}
+
+/// Background independence (module docs) of one image's map and target scores. `None` when the
+/// label map has no bird pixel.
+///
+/// # Errors
+/// As [`region_mass`]; a non-finite score.
+pub fn background_independence(
+    id: u32,
+    map: &Heatmap,
+    labels: &PartLabels,
+    scores: BackgroundScores,
+) -> Result<Option<BackgroundIndependence>, EvalError> {
+    let total = check(id, map, labels)?;
+    let BackgroundScores { original, background_swapped, bird_removed } = scores;
+    if let Some(bad) = [original, background_swapped, bird_removed].iter().find(|s| !s.is_finite())
+    {
+        return Err(EvalError::ModelOutput {
+            id,
+            what: format!("a non-finite target score ({bad})"),
+        });
+    }
+    let Some(bird) = mass_where(map, labels, total, |l| l != 0) else { return Ok(None) };
+    let (bg, gone) = ((original - background_swapped).abs(), (original - bird_removed).abs());
+    let model = if bg + gone > 0.0 { 1.0 - bg / (bg + gone) } else { 1.0 };
+    Ok(Some(BackgroundIndependence {
+        model,
+        map: bird.mass_share,
+        map_chance: bird.area_share,
+        gap: bird.mass_share - model,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// 4 × 2 image: beak (2) on pixels 0 and 1, tail (14) on pixel 4, the rest background.
+    fn labels() -> PartLabels {
+        PartLabels { width: 4, height: 2, labels: vec![2, 2, 0, 0, 14, 0, 0, 0] }
+    }
+    fn map(values: &[f32]) -> Heatmap {
+        Heatmap { width: 4, height: 2, values: values.to_vec() }
+    }
+
+    #[test]
+    fn a_map_on_the_part_scores_the_maximum_and_a_uniform_map_its_area_share() {
+        // On the beak: mass share 1, area share 2/8 → ratio 4 = 1/area share (the maximum);
+        // both peaks (pixels 0, 1) in the region → hit 1; chance at tolerance 0 = 2/8.
+        let on = discriminative_part(1, &map(&[1., 1., 0., 0., 0., 0., 0., 0.]), &labels(), 2, 0.0)
+            .unwrap()
+            .unwrap();
+        assert_eq!((on.mass.mass_share, on.mass.area_share, on.mass.ratio), (1.0, 0.25, 4.0));
+        assert_eq!((on.peak_hit, on.peak_chance), (1.0, 0.25));
+        // Uniform (and all-zero, scored as uniform): mass share = area share, ratio 1; every
+        // pixel a peak → hit = chance = 2/8.
+        for level in [0.0, 3.0] {
+            let u = discriminative_part(1, &map(&[level; 8]), &labels(), 2, 0.0).unwrap().unwrap();
+            assert_eq!((u.mass.mass_share, u.mass.ratio), (0.25, 1.0), "H ≡ {level}");
+            assert_eq!((u.peak_hit, u.peak_chance), (0.25, 0.25), "H ≡ {level}");
+        }
+        // Tolerance 1 px: pixels within 1 of {0, 1} are 0, 1, 2 (right), 4, 5 (below) → 5/8.
+        let u = discriminative_part(1, &map(&[1.0; 8]), &labels(), 2, 1.0).unwrap().unwrap();
+        assert_eq!(u.peak_chance, 5.0 / 8.0);
+        // The peak on pixel 6 (background, 2 px from the beak) misses at 1 px, hits at 2.
+        let off = map(&[0., 0., 0., 0., 0., 0., 1., 0.]);
+        assert_eq!(discriminative_part(1, &off, &labels(), 2, 1.0).unwrap().unwrap().peak_hit, 0.0);
+        assert_eq!(discriminative_part(1, &off, &labels(), 2, 2.0).unwrap().unwrap().peak_hit, 1.0);
+        // An empty region (the far wing) is not scored.
+        assert_eq!(discriminative_part(1, &on_map(), &labels(), 9, 0.0).unwrap(), None);
+    }
+
+    fn on_map() -> Heatmap {
+        map(&[1., 1., 0., 0., 0., 0., 0., 0.])
+    }
+
+    #[test]
+    fn part_importance_agreement_hand_worked() {
+        // 8 × 1: back 1 on pixels 0–1, beak 2 on 2, belly 3 on 3–5, crown 5 on 6, pixel 7 off.
+        let labels = PartLabels { width: 8, height: 1, labels: vec![1, 1, 2, 3, 3, 3, 5, 0] };
+        let m = |v: [f32; 8]| Heatmap { width: 8, height: 1, values: v.to_vec() };
+        // Drops ordered by area (back 2 px, beak 1, belly 3, crown 1): larger parts matter more.
+        let drops = [(1, 0.5), (2, 0.1), (3, 0.9), (5, 0.05)];
+        // Uniform map: every ratio 1 → all tied → ρ = 0 (the ties rule). Its raw masses would be
+        // the areas [2, 1, 3, 1], whose ρ with the drops is (ranks [3, 1.5, 4, 1.5] vs
+        // [3, 2, 4, 1]) 4.5/√(4.5·5) = 0.95: the reason the metric ranks ratios, not masses.
+        let u = part_importance_agreement(1, &m([1.0; 8]), &labels, &drops).unwrap();
+        assert_eq!(u, Some(0.0));
+        let raw = spearman(&[2.0, 1.0, 3.0, 1.0], &[0.5, 0.1, 0.9, 0.05]).unwrap();
+        assert!((raw - 4.5 / 22.5f64.sqrt()).abs() < 1e-15);
+        assert_eq!(part_importance_agreement(1, &m([0.0; 8]), &labels, &drops).unwrap(), Some(0.0));
+        // Mean map value per part [back 2, beak 1, belly 3, crown 0.5]: same order as the drops.
+        let agree = m([2., 2., 1., 3., 3., 3., 0.5, 0.]);
+        assert_eq!(part_importance_agreement(1, &agree, &labels, &drops).unwrap(), Some(1.0));
+        // Reversed order → −1.
+        let reverse = m([1., 1., 3., 0.5, 0.5, 0.5, 4., 0.]);
+        assert_eq!(part_importance_agreement(1, &reverse, &labels, &drops).unwrap(), Some(-1.0));
+        // Parts with empty regions drop out; fewer than 3 left → None.
+        let few = [(1, 0.5), (2, 0.1), (9, 0.3)];
+        assert_eq!(part_importance_agreement(1, &agree, &labels, &few).unwrap(), None);
+        assert!(part_importance_agreement(1, &agree, &labels, &[(1, f64::NAN)]).is_err());
+        assert!(part_importance_agreement(1, &agree, &labels, &[(1, 0.1), (1, 0.2)]).is_err());
+    }
+
+    #[test]
+    fn counterfactual_contrast_hand_worked() {
+        // Own map uniform (ratio 1 on the beak), pair map on the beak (ratio 4): contrast 3.
+        let c = counterfactual_contrast(1, &map(&[1.0; 8]), &on_map(), &labels(), 2).unwrap();
+        assert_eq!(c.unwrap().contrast, 3.0);
+        // Identical maps → 0.
+        let c = counterfactual_contrast(1, &on_map(), &on_map(), &labels(), 2).unwrap();
+        assert_eq!(c.unwrap().contrast, 0.0);
+    }
+
+    #[test]
+    fn background_independence_of_a_network_that_ignores_the_background() {
+        // A hand-built network: s(x) = Σ over bird pixels of x (pixels 0, 1, 4), nothing else.
+        let bird = labels().bird();
+        let s = |x: &[f64; 8]| -> f64 {
+            x.iter().zip(&bird).filter(|(_, b)| **b).map(|(v, _)| v).sum()
+        };
+        let original = [0.9, 0.8, 0.1, 0.2, 0.7, 0.3, 0.4, 0.5];
+        let mut swapped = original;
+        for (k, v) in swapped.iter_mut().enumerate() {
+            if !bird[k] {
+                *v = 1.0 - *v; // another background
+            }
+        }
+        let mut removed = original;
+        for k in [0, 1, 4] {
+            removed[k] = original[6]; // background where the bird was
+        }
+        let scores = BackgroundScores {
+            original: s(&original),
+            background_swapped: s(&swapped),
+            bird_removed: s(&removed),
+        };
+        // Δ_bg = 0 exactly, Δ_bird = 2.4 − 1.2 ≠ 0 → I = 1 − 0/1.2 = 1.
+        let on_bird = map(&[1., 1., 0., 0., 1., 0., 0., 0.]);
+        let b = background_independence(1, &on_bird, &labels(), scores).unwrap().unwrap();
+        assert_eq!((b.model, b.map, b.gap), (1.0, 1.0, 0.0));
+        // A uniform map puts the bird's area share (3/8) on it: gap −5/8.
+        let u = background_independence(1, &map(&[1.0; 8]), &labels(), scores).unwrap().unwrap();
+        assert_eq!((u.map, u.map_chance, u.gap), (0.375, 0.375, -0.625));
+        // Background as important as the bird: |Δ_bg| = |Δ_bird| = 1 → I = 1/2.
+        let half = BackgroundScores { original: 2.0, background_swapped: 1.0, bird_removed: 3.0 };
+        let h = background_independence(1, &on_bird, &labels(), half).unwrap().unwrap();
+        assert_eq!(h.model, 0.5);
+        // Neither change moves the target: 1 by rule.
+        let flat = BackgroundScores { original: 1.0, background_swapped: 1.0, bird_removed: 1.0 };
+        let f = background_independence(1, &on_bird, &labels(), flat).unwrap().unwrap();
+        assert_eq!(f.model, 1.0);
+        let nan = BackgroundScores { original: f64::NAN, ..flat };
+        assert!(background_independence(1, &on_bird, &labels(), nan).is_err());
+    }
+
+    #[test]
+    fn the_uniform_random_baseline_scores_its_area_share_and_no_correlation() {
+        // 40 × 30 image, five parts as blocks of 6 × 5 to 10 × 5 pixels; 400 random maps
+        // (crate::baselines::uniform_random). Expected: ratio 1 (sd of one image's ratio on a
+        // 60-pixel part ≈ 0.58/√60 = 0.075, of the mean over 400 ≈ 0.004), ρ ≈ 0 (sd of one
+        // image's ρ on 5 parts = 1/√4 = 0.5, of the mean ≈ 0.025), peak hit ≈ chance.
+        let (w, h) = (40u32, 30u32);
+        let part_of = |i: u32, j: u32| -> u8 {
+            match (i / 8, j / 6) {
+                (1, 1) => 2,
+                (2, 1) => 5,
+                (1, 2) | (2, 2) => 3,
+                (3, 2) => 14,
+                (2, 3) => 9,
+                _ => 0,
+            }
+        };
+        let labels = PartLabels {
+            width: w,
+            height: h,
+            labels: (0..h)
+                .flat_map(|j| (0..w).map(move |i| (i, j)))
+                .map(|(i, j)| part_of(i, j))
+                .collect(),
+        };
+        let drops = [(2, 0.4), (5, 0.1), (3, 0.3), (14, 0.9), (9, 0.2)];
+        let (mut ratio, mut rho, mut hit, mut chance) = (0.0, 0.0, 0.0, 0.0);
+        let n = 400;
+        for id in 0..n {
+            let m = crate::baselines::uniform_random(w, h, 7, id);
+            let d = discriminative_part(id, &m, &labels, 2, 0.0).unwrap().unwrap();
+            ratio += d.mass.ratio / f64::from(n);
+            hit += d.peak_hit / f64::from(n);
+            chance += d.peak_chance / f64::from(n);
+            rho +=
+                part_importance_agreement(id, &m, &labels, &drops).unwrap().unwrap() / f64::from(n);
+        }
+        assert!((ratio - 1.0).abs() < 0.02, "mean ratio {ratio}");
+        assert!(rho.abs() < 0.1, "mean ρ {rho}");
+        // Chance = 48/1200 = 0.04; over 400 maps the hit rate's sd is ≈ 0.01.
+        assert!((chance - 0.04).abs() < 1e-12);
+        assert!((hit - chance).abs() < 0.04, "hit {hit} vs chance {chance}");
+    }
+
+    #[test]
+    fn wrong_sizes_and_values_name_the_image() {
+        let small = Heatmap { width: 2, height: 2, values: vec![0.0; 4] };
+        let e = region_mass(7, &small, &labels(), 2).unwrap_err().to_string();
+        assert!(e.contains("image 7") && e.contains("heatmap"), "{e}");
+        let e = region_mass(7, &map(&[-1.0; 8]), &labels(), 2).unwrap_err().to_string();
+        assert!(e.contains("image 7"), "{e}");
+        assert!(discriminative_part(7, &on_map(), &labels(), 2, -1.0).is_err());
+        assert!((peak_tolerance(&labels()) - 0.1 * 3f32.sqrt()).abs() < 1e-7);
+    }
+}
