@@ -79,10 +79,12 @@ impl Method {
         Method::EigenCam,
     ];
 
-    /// `gradcam`, `gradcam++`, `hirescam`, `xgradcam`, `layercam`, `scorecam`, `eigencam`.
+    /// `embeddingcam` (Grad-CAM on an embedding target, the paper's name), `gradcam++`,
+    /// `hirescam`, `xgradcam`, `layercam`, `scorecam`, `eigencam`: the names heatmap indexes and
+    /// the runner's tables use.
     pub fn name(self) -> &'static str {
         match self {
-            Method::GradCam => "gradcam",
+            Method::GradCam => "embeddingcam",
             Method::GradCamPlusPlus => "gradcam++",
             Method::HiResCam => "hirescam",
             Method::XGradCam => "xgradcam",
@@ -90,6 +92,11 @@ impl Method {
             Method::ScoreCam => "scorecam",
             Method::EigenCam => "eigencam",
         }
+    }
+
+    /// Whether the map ignores the target (Eigen-CAM): every proxy column holds the same map.
+    pub fn is_target_free(self) -> bool {
+        matches!(self, Method::EigenCam)
     }
 
     /// Whether the method needs `∂s/∂A`.
@@ -448,7 +455,7 @@ pub fn explain_many<M: Staged>(
     for (m, raw) in methods.iter().zip(raws) {
         let raw =
             raw.ok_or_else(|| CamError::Invalid(format!("method {} produced no maps", m.name())))?;
-        let target = if *m == Method::EigenCam { String::new() } else { opts.target.name() };
+        let target = if m.is_target_free() { String::new() } else { opts.target.name() };
         let maps = CamMaps::new(
             m.name().to_string(),
             opts.stage.clone(),

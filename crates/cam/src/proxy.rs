@@ -105,6 +105,27 @@ impl Embeddings {
     pub fn row_of(&self, id: u32) -> Option<usize> {
         self.by_id.get(&id).copied()
     }
+
+    /// The table keeping at most `per_class` rows of each class, the first in row order (a
+    /// smaller proxy set); `None` keeps every row.
+    pub fn first_per_class(&self, per_class: Option<usize>) -> Result<Embeddings> {
+        let Some(m) = per_class else { return Ok(self.clone()) };
+        let mut seen: BTreeMap<u32, usize> = BTreeMap::new();
+        let keep: Vec<usize> = (0..self.len())
+            .filter(|&i| {
+                let n = seen.entry(self.labels[i]).or_default();
+                *n += 1;
+                *n <= m
+            })
+            .collect();
+        Embeddings::new(
+            keep.iter().map(|&i| self.ids[i]).collect(),
+            keep.iter().map(|&i| self.labels[i]).collect(),
+            self.dim,
+            keep.iter().flat_map(|&i| self.row(i).to_vec()).collect(),
+            self.split.clone(),
+        )
+    }
 }
 
 /// What kind of proxy a vector is.
@@ -258,6 +279,19 @@ pub struct Classifier {
     pub dim: usize,
     /// `W`, `[C, d]`.
     pub weight: Vec<f32>,
+}
+
+impl Classifier {
+    /// The identity on a classifier's `dim` logits, row `i` standing for `classes[i]` (the order
+    /// the classifier head was trained with): with it, a classifier-row proxy is the one-hot
+    /// vector of a class, and EmbeddingCAM on it is Grad-CAM of that class's score.
+    pub fn identity(classes: &[u32], dim: usize) -> Classifier {
+        let mut weight = vec![0.0; dim * dim];
+        for i in 0..dim {
+            weight[i * dim + i] = 1.0;
+        }
+        Classifier { classes: classes.iter().copied().take(dim).collect(), dim, weight }
+    }
 }
 
 /// Unit vector in `f64`; `None` when the norm is zero or not finite.

@@ -196,6 +196,15 @@ impl Transform {
             }
         }
     }
+
+    /// Where the model input of image `id` (`w × h`) comes from in the original image, the
+    /// `epoch`-th time it is drawn: the loader's [`Transform::plan`] and geometry, without
+    /// decoding the image.
+    pub fn geometry(&self, w: u32, h: u32, id: u32, epoch: u64) -> Geometry {
+        let (region, flip) = self.plan(w, h, id, epoch);
+        let size = self.size();
+        Geometry::from_crop(w, h, region, size, size, flip)
+    }
 }
 
 /// SplitMix64's finaliser: decorrelates nearby seeds.
@@ -468,6 +477,34 @@ mod tests {
         assert!(msg.contains("entropy-coded data"), "{msg}");
         // A length below 2 is malformed, not truncated: left to the decoder.
         assert_eq!(jpeg_truncation(&[0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x01]), None);
+    }
+
+    /// [`Transform::geometry`] computes an image's geometry from its size instead of decoding it;
+    /// it must be the loader's, for both evaluation transforms.
+    #[test]
+    fn geometry_from_the_size_is_the_loaders() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let cfg = crate::synth::SynthConfig {
+            classes: 2,
+            images_per_class: 3,
+            min_side: 60,
+            max_side: 90,
+            seed: 3,
+            ..Default::default()
+        };
+        let s = crate::synth::generate(dir.path(), &cfg, &indicatif::ProgressBar::hidden())
+            .expect("generated");
+        let ds = Dataset::open(&s.root, Some(&s.segmentations)).expect("opened");
+        let all: Vec<usize> = (0..ds.images.len()).collect();
+        for t in [EvalTransform::center_crop(40), EvalTransform::squash(40)] {
+            let transform = Transform::Eval(t);
+            let batch = load_batch(&ds, &all, &transform, 0).expect("loaded");
+            for (k, rec) in ds.images.iter().enumerate() {
+                let (width, height) = image_size(&ds.image_path(rec), rec.id).expect("a size");
+                let g = transform.geometry(width, height, rec.id, 0);
+                assert_eq!(g, batch.geometries[k], "image {}", rec.id);
+            }
+        }
     }
 
     #[test]

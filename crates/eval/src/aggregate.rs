@@ -6,7 +6,6 @@
 //! `n < 2`.
 
 use crate::EvalError;
-use crate::faithfulness::FaithfulnessScores;
 use crate::localization::{MaxBoxAccV2, MaxBoxAccumulator};
 use crate::pxap::PxapHistogram;
 use crate::score::{EvalConfig, ImageScores};
@@ -204,37 +203,6 @@ pub fn summarize(
         pointing_box,
         pointing_mask: some(&|s| s.pointing_mask),
         part_pointing,
-    })
-}
-
-/// Deletion and insertion AUCs over a split.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FaithfulnessReport {
-    /// AUC of the proxy similarity under deletion (lower is more faithful).
-    pub deletion_auc: Summary,
-    /// AUC of the proxy similarity under insertion (higher is more faithful).
-    pub insertion_auc: Summary,
-    /// AUC of the true class's rank under deletion (higher is more faithful).
-    pub deletion_rank_auc: Summary,
-    /// AUC of the true class's rank under insertion (lower is more faithful).
-    pub insertion_rank_auc: Summary,
-}
-
-/// Mean and CI of the four AUCs.
-///
-/// # Errors
-/// No images.
-pub fn summarize_faithfulness(
-    scores: &[FaithfulnessScores],
-) -> Result<FaithfulnessReport, EvalError> {
-    let of = |f: &dyn Fn(&FaithfulnessScores) -> f64| {
-        Summary::of(&scores.iter().map(f).collect::<Vec<_>>()).ok_or(EvalError::NoImages)
-    };
-    Ok(FaithfulnessReport {
-        deletion_auc: of(&|s| s.deletion.similarity_auc)?,
-        insertion_auc: of(&|s| s.insertion.similarity_auc)?,
-        deletion_rank_auc: of(&|s| s.deletion.rank_auc)?,
-        insertion_rank_auc: of(&|s| s.insertion.rank_auc)?,
     })
 }
 

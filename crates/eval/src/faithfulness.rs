@@ -311,6 +311,53 @@ pub fn gaussian_blur(channel: &[f32], width: usize, height: usize, sigma: f32) -
     pass(&rows, height, width, &|i, j| j * width + i)
 }
 
+/// Unit class proxies the curves measure against, row-major `classes × d`, with the row of each
+/// class id: [`FaithfulnessInput::proxies`] and [`FaithfulnessInput::class`] for a dataset.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClassProxies {
+    /// Row-major `classes × d`.
+    pub proxies: Vec<f32>,
+    /// Embedding dimension `d`.
+    pub dim: usize,
+    rows: std::collections::BTreeMap<u32, usize>,
+}
+
+impl ClassProxies {
+    /// From `(class id, unit vector)` pairs, all of one length.
+    pub fn new(class_proxies: &[(u32, Vec<f32>)]) -> Self {
+        ClassProxies {
+            proxies: class_proxies.iter().flat_map(|(_, v)| v.iter().copied()).collect(),
+            dim: class_proxies.first().map_or(0, |(_, v)| v.len()),
+            rows: class_proxies.iter().enumerate().map(|(i, (c, _))| (*c, i)).collect(),
+        }
+    }
+
+    /// The row of class `class`, `None` when it has no proxy.
+    pub fn row(&self, class: u32) -> Option<usize> {
+        self.rows.get(&class).copied()
+    }
+}
+
+/// The mean deletion and insertion curves of several images, point by point (all measured with
+/// one [`FaithfulnessConfig`]): `(fraction of pixels, mean deletion similarity, mean insertion
+/// similarity)`; empty without images.
+pub fn mean_curves(scores: &[&FaithfulnessScores]) -> Vec<(f64, f64, f64)> {
+    let Some(first) = scores.first() else { return Vec::new() };
+    let n = scores.len() as f64;
+    let mean = |pick: fn(&FaithfulnessScores) -> &[f64], i: usize| {
+        scores.iter().map(|f| pick(f)[i]).sum::<f64>() / n
+    };
+    (0..first.deletion.fractions.len())
+        .map(|i| {
+            (
+                first.deletion.fractions[i],
+                mean(|f| &f.deletion.similarity, i),
+                mean(|f| &f.insertion.similarity, i),
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

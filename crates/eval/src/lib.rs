@@ -23,6 +23,7 @@ pub mod baselines;
 pub mod error;
 pub mod faithfulness;
 pub mod localization;
+pub mod metric;
 pub mod paired;
 pub mod parts;
 pub mod pointing;
@@ -33,24 +34,22 @@ pub mod sanity;
 pub mod score;
 pub mod threshold;
 
-pub use aggregate::{
-    DegenerateCounts, FaithfulnessReport, PartPointing, Report, Summary, summarize,
-    summarize_faithfulness,
-};
+pub use aggregate::{DegenerateCounts, PartPointing, Report, Summary, summarize};
 pub use baselines::{BaselineMap, centre_gaussian, uniform_random};
 pub use error::EvalError;
 pub use faithfulness::{
-    Curve, FaithfulnessConfig, FaithfulnessInput, FaithfulnessScores, PerturbBaseline,
-    deletion_insertion,
+    ClassProxies, Curve, FaithfulnessConfig, FaithfulnessInput, FaithfulnessScores,
+    PerturbBaseline, deletion_insertion, mean_curves,
 };
 pub use localization::{MaxBoxAccV2, MaxBoxAccumulator, ThresholdSweep};
+pub use metric::{Level, Metric};
 pub use paired::{Paired, paired};
-pub use pxap::PxapHistogram;
 pub use parts::{
     BackgroundIndependence, BackgroundScores, Contrast, DiscriminativePart, PartMass,
     background_independence, counterfactual_contrast, discriminative_part,
     part_importance_agreement, peak_tolerance, region_mass,
 };
+pub use pxap::PxapHistogram;
 pub use retrieval::{RetrievalScores, retrieval_scores};
 pub use sanity::{
     MapSimilarity, RandomisationRow, compare_maps, spearman, ssim, summarize_randomisation,

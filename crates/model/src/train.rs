@@ -291,17 +291,60 @@ pub fn embed_images(
     device: &Device,
 ) -> Result<(Vec<f32>, Vec<u32>), ModelError> {
     let transform = Transform::Eval(EvalTransform::center_crop(input_size));
-    let mut out = Vec::with_capacity(indices.len() * net.out_dim());
-    let mut labels = Vec::with_capacity(indices.len());
+    let e = embed(net, dataset, indices, transform, batch_size, NetOutput::Forward, device)?;
+    Ok((e.values, e.labels))
+}
+
+/// Which of a network's outputs to keep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetOutput {
+    /// [`Net::forward`]: the embedding (unit length with an L2 head) or the logits.
+    Forward,
+    /// [`Net::forward_raw`]: `z`, before L2 normalisation.
+    Raw,
+}
+
+/// Images embedded by [`embed`], in the order asked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmbeddedImages {
+    /// Image ids.
+    pub ids: Vec<u32>,
+    /// Class labels.
+    pub labels: Vec<u32>,
+    /// Row-major `[n, d]`.
+    pub values: Vec<f32>,
+}
+
+/// Embeds images `indices` of `dataset` with `net` (eval mode) under `transform`, `batch_size`
+/// images at a time, keeping `output`.
+pub fn embed(
+    net: &Net,
+    dataset: &Arc<Dataset>,
+    indices: &[usize],
+    transform: Transform,
+    batch_size: usize,
+    output: NetOutput,
+    device: &Device,
+) -> Result<EmbeddedImages, ModelError> {
+    let mut out = EmbeddedImages {
+        ids: Vec::with_capacity(indices.len()),
+        labels: Vec::with_capacity(indices.len()),
+        values: Vec::with_capacity(indices.len() * net.out_dim()),
+    };
     for batch in BatchLoader::sequential(dataset.clone(), indices, batch_size, transform) {
         let batch = batch?;
         let (b, h, w) = (batch.len(), batch.height as usize, batch.width as usize);
         let x = Tensor::<4>::from_data(TensorData::new(batch.pixels, [b, 3, h, w]), device);
-        let y = net.forward(x); // [B, d]
-        out.extend(y.try_into_vec_as::<f32>().map_err(|e| ModelError::TensorRead(e.to_string()))?);
-        labels.extend(batch.labels);
+        let y = match output {
+            NetOutput::Forward => net.forward(x),
+            NetOutput::Raw => net.forward_raw(x),
+        }; // [B, d]
+        out.values
+            .extend(y.try_into_vec_as::<f32>().map_err(|e| ModelError::TensorRead(e.to_string()))?);
+        out.ids.extend(batch.ids);
+        out.labels.extend(batch.labels);
     }
-    Ok((out, labels))
+    Ok(out)
 }
 
 /// Validation metrics of `net` (eval mode) on `data.eval`.
