@@ -15,5 +15,6 @@ mod methods;
 mod outputs;
 mod proxies;
 mod reduction;
+mod sanity;
 mod single_point;
 mod trained;

@@ -11,6 +11,7 @@
 //! - [`weights`]: torchvision `.pth`/`.safetensors` import, `.safetensors` + JSON export.
 //! - [`device`]: `flex`, `tch-cpu`, `tch-cuda` chosen at run time ([`parse_device`]).
 //! - [`bench`](mod@bench): training and inference throughput.
+//! - [`randomize`]: re-draw chosen layers' weights for saliency sanity checks (Adebayo et al.).
 //!
 //! The crate never prints; long operations take an [`indicatif::ProgressBar`] from the caller.
 
@@ -20,6 +21,7 @@ pub mod device;
 mod error;
 pub mod loss;
 pub mod nets;
+pub mod randomize;
 pub mod sampler;
 mod staged;
 pub mod train;
