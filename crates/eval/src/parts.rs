@@ -24,6 +24,9 @@
 //!   `Δ_bg = s(x) − s(x, background swapped)` and `Δ_bird = s(x) − s(x, bird removed)`, against
 //!   the map's mass share on the bird; a uniform map's share is the bird's area share.
 //!
+//! [`score_parts`] runs them all on one image ([`PartInput`]); [`summarize_parts`] aggregates
+//! a map source's images into a [`PartReport`].
+//!
 //! These replace part pointing by the nearest keypoint ([`crate::pointing::nearest_part`]),
 //! which a uniform random map wins (its peak falls off the bird, where the nearest keypoint is
 //! as often the discriminative one as not) and which never credits the wing of a bird facing
@@ -33,7 +36,7 @@ use embcam_cub::synth::PartLabels;
 
 use crate::sanity::spearman;
 use crate::score::{Heatmap, checked_map};
-use crate::{EvalError, pointing};
+use crate::{EvalError, Summary, pointing};
 
 /// The fraction of `√(bird area)` used as the peak tolerance ([`peak_tolerance`]).
 pub const PEAK_TOLERANCE_FRACTION: f32 = 0.1;
@@ -292,6 +295,113 @@ pub fn background_independence(
     }))
 }
 
+/// What the caller measured on one image's interventions for one map source and target: the
+/// input of [`score_parts`]. Leave out (empty, `None`) what was not measured.
+#[derive(Debug, Clone, Copy)]
+pub struct PartInput<'a> {
+    /// The dataset's image id (named in errors).
+    pub id: u32,
+    /// The map of the image's own target (proxy), in original pixels.
+    pub map: &'a Heatmap,
+    /// The image's part label map (`ImageInterventions::part_labels`).
+    pub labels: &'a PartLabels,
+    /// The discriminative part as visible (`ImageInterventions::discriminative_part`).
+    pub discriminative_part: u32,
+    /// `(part id, s(x) − s(x without the part))` per `remove_part` intervention.
+    pub drops: &'a [(u32, f64)],
+    /// The map of the pair class's proxy on the same image, for the counterfactual contrast.
+    pub pair_map: Option<&'a Heatmap>,
+    /// Target scores on the original, background-swapped and bird-removed renders.
+    pub background: Option<BackgroundScores>,
+}
+
+/// Every part-level score of one image; `None` where the input was not given or the metric does
+/// not apply (fewer than 3 non-empty removed parts, a hidden discriminative part).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PartScores {
+    /// Image id.
+    pub id: u32,
+    /// [`part_importance_agreement`].
+    pub importance: Option<f64>,
+    /// [`discriminative_part`] at [`peak_tolerance`].
+    pub discriminative: Option<DiscriminativePart>,
+    /// [`counterfactual_contrast`].
+    pub contrast: Option<Contrast>,
+    /// [`background_independence`].
+    pub background: Option<BackgroundIndependence>,
+}
+
+/// All part-level scores of one image (module docs).
+///
+/// # Errors
+/// As the metrics it runs.
+pub fn score_parts(input: &PartInput<'_>) -> Result<PartScores, EvalError> {
+    let PartInput { id, map, labels, discriminative_part: part, drops, pair_map, background } =
+        *input;
+    let importance = part_importance_agreement(id, map, labels, drops)?;
+    let discriminative = discriminative_part(id, map, labels, part, peak_tolerance(labels))?;
+    let contrast = match pair_map {
+        Some(pair) => counterfactual_contrast(id, map, pair, labels, part)?,
+        None => None,
+    };
+    let background = match background {
+        Some(scores) => background_independence(id, map, labels, scores)?,
+        None => None,
+    };
+    Ok(PartScores { id, importance, discriminative, contrast, background })
+}
+
+/// Part-level scores of one map source over a split: mean and 95% CI over the images each
+/// applies to, each beside what a uniform map scores.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PartReport {
+    /// Images scored.
+    pub images: usize,
+    /// Part importance agreement ρ (uniform: 0).
+    pub importance: Option<Summary>,
+    /// Discriminative-part mass ratio (uniform: 1).
+    pub part_mass: Option<Summary>,
+    /// Peak-in-part hit rate.
+    pub peak_hit: Option<Summary>,
+    /// What a uniform map's peak hit rate is, image by image.
+    pub peak_chance: Option<Summary>,
+    /// Counterfactual contrast (uniform: 0).
+    pub contrast: Option<Summary>,
+    /// The model's background independence `I`.
+    pub background_model: Option<Summary>,
+    /// The map's mass share on the bird.
+    pub background_map: Option<Summary>,
+    /// The bird's area share (a uniform map's `background_map`).
+    pub background_chance: Option<Summary>,
+    /// `background_map − background_model`.
+    pub background_gap: Option<Summary>,
+}
+
+/// Aggregate [`score_parts`]'s results of one map source.
+///
+/// # Errors
+/// No images.
+pub fn summarize_parts(scores: &[PartScores]) -> Result<PartReport, EvalError> {
+    if scores.is_empty() {
+        return Err(EvalError::NoImages);
+    }
+    let of = |f: &dyn Fn(&PartScores) -> Option<f64>| {
+        Summary::of(&scores.iter().filter_map(f).collect::<Vec<_>>())
+    };
+    Ok(PartReport {
+        images: scores.len(),
+        importance: of(&|s| s.importance),
+        part_mass: of(&|s| s.discriminative.map(|d| d.mass.ratio)),
+        peak_hit: of(&|s| s.discriminative.map(|d| d.peak_hit)),
+        peak_chance: of(&|s| s.discriminative.map(|d| d.peak_chance)),
+        contrast: of(&|s| s.contrast.map(|c| c.contrast)),
+        background_model: of(&|s| s.background.map(|b| b.model)),
+        background_map: of(&|s| s.background.map(|b| b.map)),
+        background_chance: of(&|s| s.background.map(|b| b.map_chance)),
+        background_gap: of(&|s| s.background.map(|b| b.gap)),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -458,6 +568,35 @@ mod tests {
         // Chance = 48/1200 = 0.04; over 400 maps the hit rate's sd is ≈ 0.01.
         assert!((chance - 0.04).abs() < 1e-12);
         assert!((hit - chance).abs() < 0.04, "hit {hit} vs chance {chance}");
+    }
+
+    #[test]
+    fn score_parts_runs_what_was_measured_and_summarises() {
+        let labels = labels();
+        let uniform = map(&[1.0; 8]);
+        let input = PartInput {
+            id: 3,
+            map: &uniform,
+            labels: &labels,
+            discriminative_part: 2,
+            drops: &[],
+            pair_map: Some(&uniform),
+            background: None,
+        };
+        let s = score_parts(&input).unwrap();
+        assert_eq!((s.importance, s.background), (None, None));
+        assert_eq!(s.contrast.unwrap().contrast, 0.0);
+        let d = s.discriminative.unwrap();
+        // Bird = 3 px → tolerance 0.1·√3 < 1 px: peak chance = the area share 2/8.
+        assert_eq!((d.mass.ratio, d.peak_chance), (1.0, 0.25));
+        let on = on_map();
+        let s2 = score_parts(&PartInput { map: &on, ..input }).unwrap();
+        let r = summarize_parts(&[s, s2]).unwrap();
+        // Ratios 1 and 4 → mean 2.5; contrasts: uniform pair map vs own 1 → 0, vs own 4 → −3.
+        assert_eq!(r.part_mass.unwrap().mean, 2.5);
+        assert_eq!(r.contrast.unwrap().mean, -1.5);
+        assert_eq!((r.images, r.importance, r.background_model), (2, None, None));
+        assert!(summarize_parts(&[]).is_err());
     }
 
     #[test]

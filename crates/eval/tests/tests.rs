@@ -6,5 +6,6 @@
 mod agreement;
 mod degenerate;
 mod fixtures;
+mod interventions;
 mod properties;
 mod reference;
