@@ -37,10 +37,8 @@ pub use gradcam::{
 };
 pub use maps::{CamMaps, CamWarning, max_normalize};
 pub use methods::chen::{ChenConfig, ChenWeights, Triplet};
-pub use npy::{HeatmapWriter, Stored, read_npy, write_npy, write_proxy_origins};
-pub use overlay::{
-    Colormap, OverlayStyle, gallery, gallery_index, overlay, write_gallery, write_png,
-};
+pub use npy::{HeatmapWriter, read_npy, write_npy};
+pub use overlay::{Colormap, OverlayStyle, gallery, gallery_index, overlay, write_png};
 pub use proxy::{
     Classifier, Embeddings, Proxy, ProxyBank, ProxyBatch, ProxyKind, ProxyOrigin, ProxySpec, Query,
     WrongClassPick,

@@ -116,17 +116,8 @@ pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
     Ok((shape, values))
 }
 
-/// Which map a [`HeatmapWriter`] stores.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Stored {
-    /// `H = ReLU(raw)` (the heatmap).
-    #[default]
-    Relu,
-    /// The raw, pre-ReLU map.
-    Raw,
-}
-
-/// Streams maps of one resolution into `<name>.npy` (`(rows, h, w)`, f32) and `<name>.csv`
+/// Streams raw (pre-ReLU) maps of one resolution into `<name>.npy` (`(rows, h, w)`, f32; the
+/// heatmap is their ReLU, which the reader applies) and `<name>.csv`
 /// (`row,image_id,method,proxy,stage,h,w`) inside a folder the caller chose.
 pub struct HeatmapWriter {
     npy_path: PathBuf,
@@ -134,7 +125,6 @@ pub struct HeatmapWriter {
     tmp: PathBuf,
     /// `None` once finished; a writer dropped unfinished removes its temporary file.
     file: Option<BufWriter<File>>,
-    stored: Stored,
     hw: Option<(usize, usize)>,
     rows: usize,
     index: String,
@@ -142,7 +132,7 @@ pub struct HeatmapWriter {
 
 impl HeatmapWriter {
     /// Start `<dir>/<name>.npy` and `<dir>/<name>.csv` (the folder must exist).
-    pub fn create(dir: &Path, name: &str, stored: Stored) -> Result<Self> {
+    pub fn create(dir: &Path, name: &str) -> Result<Self> {
         let npy_path = dir.join(format!("{name}.npy"));
         let csv_path = dir.join(format!("{name}.csv"));
         let tmp = util::temp_path(&npy_path);
@@ -154,7 +144,6 @@ impl HeatmapWriter {
             csv_path,
             tmp: tmp.clone(),
             file: Some(file),
-            stored,
             hw: None,
             rows: 0,
             index: "row,image_id,method,proxy,stage,h,w\n".into(),
@@ -186,11 +175,7 @@ impl HeatmapWriter {
         let io = |source| CamError::Io { path: self.tmp.clone(), source };
         for b in 0..maps.n_images() {
             for p in 0..maps.n_proxies() {
-                let values = match self.stored {
-                    Stored::Relu => maps.relu(b, p),
-                    Stored::Raw => maps.raw(b, p).to_vec(),
-                };
-                let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                let bytes: Vec<u8> = maps.raw(b, p).iter().flat_map(|v| v.to_le_bytes()).collect();
                 let file = self
                     .file
                     .as_mut()
@@ -246,28 +231,6 @@ impl Drop for HeatmapWriter {
             let _ = std::fs::remove_file(&self.tmp);
         }
     }
-}
-
-/// Write where every proxy of a batch came from, atomically, as CSV:
-/// `image_id,column,kind,split,class,images` (`images`: the ids used, space-separated; `class`
-/// empty when the proxy stands for none). Rows in batch order, columns in order.
-pub fn write_proxy_origins(path: &Path, proxies: &ProxyBatch) -> Result<()> {
-    let mut text = String::from("image_id,column,kind,split,class,images\n");
-    for (b, id) in proxies.image_ids().iter().enumerate() {
-        for (p, column) in proxies.columns().iter().enumerate() {
-            let o = proxies.origin(b, p);
-            let images: Vec<String> = o.images.iter().map(|i| i.to_string()).collect();
-            text.push_str(&format!(
-                "{id},{},{},{},{},{}\n",
-                csv_field(column),
-                o.kind.name(),
-                csv_field(&o.split),
-                o.class.map(|c| c.to_string()).unwrap_or_default(),
-                images.join(" ")
-            ));
-        }
-    }
-    util::write_atomic(path, text.as_bytes())
 }
 
 /// Quote a CSV field when it holds a comma, a quote or a newline.

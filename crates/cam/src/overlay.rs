@@ -226,25 +226,6 @@ fn fit(img: &RgbImage, tile: u32) -> RgbImage {
     image::imageops::resize(img, nw, nh, FilterType::Triangle)
 }
 
-/// Write `<dir>/<name>.png` (the grid) and `<dir>/<name>.csv` (`row,col,image_id,method,proxy`:
-/// what each cell shows, since the picture carries no text). `cells[row][col]` holds
-/// `(image id, method, proxy, tile)`.
-pub fn write_gallery(
-    dir: &Path,
-    name: &str,
-    cells: &[Vec<(u32, String, String, RgbImage)>],
-    tile: u32,
-) -> Result<(PathBuf, PathBuf)> {
-    let tiles: Vec<Vec<RgbImage>> =
-        cells.iter().map(|r| r.iter().map(|c| c.3.clone()).collect()).collect();
-    let grid = gallery(&tiles, tile, 4)?;
-    let png = dir.join(format!("{name}.png"));
-    let csv = dir.join(format!("{name}.csv"));
-    write_png(&png, &grid)?;
-    util::write_atomic(&csv, gallery_index(cells).as_bytes())?;
-    Ok((png, csv))
-}
-
 /// The CSV index of a gallery, `row,col,image_id,method,proxy`: what each cell shows.
 pub fn gallery_index(cells: &[Vec<(u32, String, String, RgbImage)>]) -> String {
     let mut text = String::from("row,col,image_id,method,proxy\n");

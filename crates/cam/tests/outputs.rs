@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use embcam_cam::{
-    CamOptions, HeatmapWriter, Method, OverlayStyle, ProxyBatch, Stored, explain_many, overlay,
-    write_gallery, write_png,
+    CamOptions, HeatmapWriter, Method, OverlayStyle, ProxyBatch, explain_many, gallery,
+    gallery_index, overlay, write_png,
 };
 use embcam_cub::{BBox, CropRegion, Geometry, Mask};
 use image::RgbImage;
@@ -54,7 +54,7 @@ fn heatmaps_round_trip_through_npy_and_index() {
         &ProgressBar::hidden(),
     )
     .unwrap();
-    let mut wr = HeatmapWriter::create(dir.path(), "block2", Stored::Relu).unwrap();
+    let mut wr = HeatmapWriter::create(dir.path(), "block2").unwrap();
     for o in &outs {
         wr.append(&o.maps).unwrap();
     }
@@ -76,10 +76,10 @@ fn heatmaps_round_trip_through_npy_and_index() {
     let index = std::fs::read_to_string(&csv).unwrap();
     let lines: Vec<&str> = index.lines().collect();
     assert_eq!(lines[0], "row,image_id,method,proxy,stage,h,w");
-    assert_eq!(lines[1], "0,4,gradcam,\"p,1\",block2,4,4");
+    assert_eq!(lines[1], "0,4,embeddingcam,\"p,1\",block2,4,4");
     assert_eq!(lines[8], "7,5,hirescam,q,block2,4,4");
-    // Row 3 = gradcam, image 5, proxy q.
-    assert_eq!(&data[3 * 16..4 * 16], outs[0].maps.relu(1, 1).as_slice());
+    // Row 3 = embeddingcam, image 5, proxy q: the raw map.
+    assert_eq!(&data[3 * 16..4 * 16], outs[0].maps.raw(1, 1));
     // Nothing temporary is left behind.
     let names: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -87,7 +87,7 @@ fn heatmaps_round_trip_through_npy_and_index() {
         .collect();
     assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
     // A writer dropped unfinished leaves nothing behind.
-    let mut unfinished = HeatmapWriter::create(dir.path(), "dropped", Stored::Raw).unwrap();
+    let mut unfinished = HeatmapWriter::create(dir.path(), "dropped").unwrap();
     unfinished.append(&outs[0].maps).unwrap();
     drop(unfinished);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "only block2.npy and block2.csv");
@@ -101,7 +101,7 @@ fn heatmaps_round_trip_through_npy_and_index() {
     {
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         assert!(text.starts_with("(8, 4, 4)"), "{text}");
-        let sum: f32 = outs[0].maps.relu(1, 1).iter().sum();
+        let sum: f32 = outs[0].maps.raw(1, 1).iter().sum();
         let got: f32 = text.split_whitespace().last().unwrap().parse().unwrap();
         assert!((got - sum).abs() <= 1e-5 * sum.abs().max(1.0), "{got} vs {sum}");
         eprintln!("numpy read the file: {}", text.trim());
@@ -148,9 +148,9 @@ fn overlays_and_gallery_are_written() {
     let single = dir.path().join("one.png");
     write_png(&single, &cells[0][0].3).unwrap();
     assert_eq!(image::open(&single).unwrap().to_rgb8(), cells[0][0].3);
-    let (png, csv) = write_gallery(dir.path(), "gallery", &cells, 64).unwrap();
-    let g = image::open(&png).unwrap();
+    let tiles: Vec<Vec<RgbImage>> =
+        cells.iter().map(|r| r.iter().map(|c| c.3.clone()).collect()).collect();
+    let g = gallery(&tiles, 64, 4).unwrap();
     assert_eq!((g.width(), g.height()), (2 * 64 + 3 * 4, 2 * 64 + 3 * 4));
-    let text = std::fs::read_to_string(csv).unwrap();
-    assert_eq!(text.lines().nth(2), Some("0,1,1,eigencam,p"));
+    assert_eq!(gallery_index(&cells).lines().nth(2), Some("0,1,1,eigencam,p"));
 }

@@ -103,14 +103,4 @@ fn classifier_rows_and_batches() {
     assert_eq!(batch.vector(1, 1), &[5.0, 6.0]);
     assert_eq!(batch.origin(0, 0).class, Some(1));
     assert_eq!(batch.image_ids(), &[1, 2]);
-    // Origins on disk.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("origins.csv");
-    embcam_cam::write_proxy_origins(&path, &batch).unwrap();
-    let text = std::fs::read_to_string(&path).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], "image_id,column,kind,split,class,images");
-    assert_eq!(lines[1], "1,normalized-mean,normalized-mean,eval,1,20 21");
-    assert_eq!(lines[2], "1,classifier-row2,classifier-row,classifier,2,");
-    assert_eq!(lines.len(), 5);
 }

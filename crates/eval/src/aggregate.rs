@@ -29,12 +29,15 @@ impl Summary {
             return None;
         }
         let mean = values.iter().sum::<f64>() / n as f64;
-        let ci95 = (n >= 2).then(|| {
-            let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-            t975(n - 1) * (var / n as f64).sqrt()
-        });
-        Some(Summary { n, mean, ci95 })
+        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n.max(2) - 1) as f64;
+        Some(Summary { n, mean, ci95: ci95(n, var.sqrt()) })
     }
+}
+
+/// Half-width of the 95% confidence interval of a mean of `n` values with sample standard
+/// deviation `sd`: `t₀.₉₇₅(n−1) · sd / √n`; `None` for fewer than two values.
+pub fn ci95(n: usize, sd: f64) -> Option<f64> {
+    (n >= 2).then(|| t975(n - 1) * sd / (n as f64).sqrt())
 }
 
 /// The 0.975 quantile of Student's t with `df` degrees of freedom (`df ≥ 1`): tabulated to

@@ -14,14 +14,9 @@ use std::fmt::Write as _;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::table::{Key, METRICS, Row, UNTRAINED, source_label};
+use embcam_eval::Metric;
 
-/// The metrics compared, by their [`METRICS`] name, with their table label.
-pub const COMPARED: [(&str, &str); 3] = [
-    ("box_ratio", "box ratio"),
-    ("mask_ratio", "mask ratio"),
-    ("pointing_mask", "pointing (mask)"),
-];
+use crate::table::{Key, Row, UNTRAINED, source_label};
 
 /// Bootstrap resamples per comparison.
 const RESAMPLES: usize = 2000;
@@ -43,8 +38,9 @@ pub struct Comparison {
     pub b_source: String,
     /// B: proxy.
     pub b_proxy: String,
-    /// Metric name ([`METRICS`]).
-    pub metric: &'static str,
+    /// The metric (its column name in the CSV).
+    #[serde(serialize_with = "metric_name")]
+    pub metric: Metric,
     /// Seeds.
     pub seeds: usize,
     /// Images paired.
@@ -71,11 +67,10 @@ type Values = BTreeMap<u64, BTreeMap<u32, f64>>;
 /// the same method and proxy on the trained network.
 pub fn comparisons(rows: &[Row], baselines: &[&str]) -> Result<Vec<Comparison>> {
     let mut out = Vec::new();
-    for (m, &(metric, _)) in COMPARED.iter().enumerate() {
-        let idx = METRICS.iter().position(|n| *n == metric).unwrap_or(m);
+    for metric in Metric::COMPARED {
         let mut by_key: BTreeMap<&Key, Values> = BTreeMap::new();
         for r in rows {
-            if let Some(v) = r.values[idx] {
+            if let Some(v) = r.get(metric) {
                 by_key.entry(&r.key).or_default().entry(r.seed).or_default().insert(r.image_id, v);
             }
         }
@@ -112,7 +107,7 @@ pub fn comparisons(rows: &[Row], baselines: &[&str]) -> Result<Vec<Comparison>> 
 
 fn compare(
     kind: &'static str,
-    metric: &'static str,
+    metric: Metric,
     a_key: &Key,
     a: &Values,
     b_key: &Key,
@@ -188,9 +183,8 @@ pub fn markdown(cs: &[Comparison]) -> String {
         if has_cells {
             cells.push(c.cell.clone());
         }
-        let metric = COMPARED.iter().find(|(m, _)| *m == c.metric).map_or(c.metric, |(_, l)| *l);
         cells.extend([
-            metric.to_string(),
+            c.metric.label().to_string(),
             source_label(&c.a_source, &c.a_proxy),
             source_label(&c.b_source, &c.b_proxy),
             c.a_stage.clone(),
@@ -204,6 +198,11 @@ pub fn markdown(cs: &[Comparison]) -> String {
         let _ = writeln!(out, "| {} |", cells.join(" | "));
     }
     out
+}
+
+/// A metric as its column name.
+fn metric_name<S: serde::Serializer>(m: &Metric, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(m.name())
 }
 
 fn format_p(p: f64) -> String {
@@ -228,7 +227,7 @@ mod tests {
     }
 
     fn row(k: &Key, seed: u64, id: u32, box_ratio: f64) -> Row {
-        let mut values = [None; 12];
+        let mut values = [None; Metric::PER_IMAGE.len()];
         values[0] = Some(box_ratio);
         Row { key: k.clone(), seed, image_id: id, values }
     }
@@ -259,7 +258,7 @@ mod tests {
                         && c.a_proxy == a.proxy
                         && c.b_source == b.source
                         && c.b_proxy == b.proxy
-                        && c.metric == "box_ratio"
+                        && c.metric == Metric::BoxRatio
                 })
                 .unwrap_or_else(|| panic!("{a:?} vs {b:?} missing"))
         };

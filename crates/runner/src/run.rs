@@ -34,8 +34,10 @@ pub fn run(path: &Path, force: bool, until: Until) -> Result<Option<PathBuf>> {
     let exp_dir = first.file.output.dir.join(&first.name);
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut data =
-        ReportData { baselines: first.file.eval.baselines.clone(), ..Default::default() };
+    let mut data = ReportData {
+        baselines: first.file.eval.baselines.iter().map(|b| b.to_string()).collect(),
+        ..Default::default()
+    };
     let mut manifest_cells = Vec::new();
     let mut galleries = Vec::new();
     let mut warnings: Vec<String> = Vec::new();
@@ -53,7 +55,16 @@ pub fn run(path: &Path, force: bool, until: Until) -> Result<Option<PathBuf>> {
             .with_context(|| format!("in experiment file {}", path.display()))?;
         let t_data = t0.elapsed().as_secs_f64();
         let device = pipeline::device(&exp.file.model.device)?;
-        let trained = pipeline::trained(&exp_dir, exp, &dataset, &device, force)?;
+        let resolved = config::resolve(exp, dataset.split.train_classes.len());
+        let job = pipeline::Job {
+            exp_dir: &exp_dir,
+            exp,
+            resolved: &resolved,
+            data: &dataset,
+            device: &device,
+            force,
+        };
+        let trained = pipeline::trained(&job)?;
         data.training.extend(trained.history.iter().map(|r| EpochPoint {
             cell: exp.cell.clone(),
             seed: exp.seed,
@@ -67,22 +78,14 @@ pub fn run(path: &Path, force: bool, until: Until) -> Result<Option<PathBuf>> {
         if until == Until::Train {
             continue;
         }
-        let (explain_stage, explained, reused) =
-            pipeline::explain(&exp_dir, exp, &dataset, &trained, &device, force)?;
-        eprintln!("  explain: {} {}", verb(reused), explain_stage.dir.display());
+        let explained = pipeline::explain(&job, &trained)?;
+        eprintln!("  explain: {} {}", verb(explained.reused), explained.stage.dir.display());
         if until == Until::Explain {
             continue;
         }
-        let (stage, scored, reused) = pipeline::evaluate(
-            &exp_dir,
-            exp,
-            &dataset,
-            &trained,
-            (&explain_stage, &explained),
-            &device,
-            force,
-        )?;
-        eprintln!("  evaluate: {} {}", verb(reused), stage.dir.display());
+        let scored = pipeline::evaluate(&job, &trained, &explained)?;
+        eprintln!("  evaluate: {} {}", verb(scored.reused), scored.stage.dir.display());
+        let (stage, scored, explain_stage) = (scored.stage, scored.value, explained.stage);
         let (r, s) = scored.rows(exp);
         data.rows.extend(r);
         data.split.extend(s);

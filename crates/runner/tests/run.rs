@@ -403,3 +403,71 @@ fn a_classifier_is_explained_with_classic_gradcam_and_embeddings_refuse_it() {
     let t = text(&o);
     assert!(!o.status.success() && t.contains("class-score") && t.contains("model.head"), "{t}");
 }
+
+/// `metrics.csv` holds, under each column's name, the eval crate's value for that image: the
+/// centre-Gaussian baseline's rows recomputed here from the dataset and `embcam_eval` directly
+/// (a column swap, or a value from the wrong field, fails).
+#[test]
+fn metrics_csv_rows_are_the_eval_crates_scores() {
+    use embcam_eval::{BaselineMap, EvalConfig, ImageTruth, score_image};
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tiny_with(tmp.path(), "baselines = [\"center-gaussian\"]", "");
+    let o = embcam(&["run", exp.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let csv =
+        std::fs::read_to_string(tmp.path().join("results/tiny/runs/run-001/metrics.csv")).unwrap();
+    let mut lines = csv.lines();
+    let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let root = tmp.path().join("data/CUB_200_2011");
+    let ds =
+        embcam_cub::Dataset::open(&root, Some(&tmp.path().join("data/segmentations"))).unwrap();
+    let parts: std::collections::HashMap<u32, u32> =
+        embcam_cub::synth::read_discriminative_parts(&root).unwrap().unwrap().into_iter().collect();
+    let cfg = EvalConfig::default();
+    let mut checked = 0;
+    for line in lines.filter(|l| l.split(',').nth(1) == Some("center-gaussian")) {
+        let fields: Vec<&str> = line.split(',').collect();
+        let col = |name: &str| -> Option<f64> {
+            let v = fields[head.iter().position(|h| *h == name).unwrap()];
+            (!v.is_empty()).then(|| v.parse().unwrap())
+        };
+        let id = col("image_id").unwrap() as u32;
+        let rec = ds.image(id).unwrap();
+        let (width, height) = embcam_cub::load::image_size(&ds.image_path(rec), id).unwrap();
+        let truth = ImageTruth {
+            id,
+            width,
+            height,
+            bbox: rec.bbox,
+            mask: ds.read_mask(rec).unwrap(),
+            parts: rec.parts.clone(),
+            discriminative_part: parts.get(&rec.class_id).copied(),
+        };
+        let map = BaselineMap::CentreGaussian { sigma: 0.25 }.heatmap(&truth);
+        let s = score_image(&map, &truth, &cfg).unwrap();
+        let rate = |b: bool| Some(if b { 1.0 } else { 0.0 });
+        for (name, want) in [
+            ("box_ratio", Some(s.box_ratio)),
+            ("box_area_ratio", Some(s.box_area_ratio)),
+            ("mask_ratio", s.mask_ratio),
+            ("mask_area_ratio", s.mask_area_ratio),
+            ("loc_iou", Some(s.loc_iou)),
+            ("loc_acc", rate(s.loc_hit)),
+            ("pointing_box", Some(s.pointing_box)),
+            ("pointing_mask", s.pointing_mask),
+            ("part_hit", s.discriminative_hit.and_then(rate)),
+            ("zero_map", rate(s.zero_map)),
+            ("deletion_auc", None),
+            ("insertion_auc", None),
+        ] {
+            let got = col(name);
+            assert!(
+                got.is_some() == want.is_some()
+                    && got.zip(want).is_none_or(|(g, w)| (g - w).abs() < 1e-12),
+                "image {id}, {name}: metrics.csv has {got:?}, the eval crate {want:?}"
+            );
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 8, "{csv}");
+}

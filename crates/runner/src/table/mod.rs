@@ -6,34 +6,19 @@
 //! deviation over seeds of the per-seed means. Split-level metrics (MaxBoxAccV2, PxAP) come from
 //! their own rows and join on the same keys.
 
+mod export;
+
+pub use export::{markdown, summary_csv};
+
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use embcam_eval::Metric;
 use polars::prelude::{
     Column, CsvWriter, DataFrame, DataType, Expr, IntoLazy, JoinArgs, JoinType, ParquetWriter,
     SerWriter, SortMultipleOptions, col,
 };
-
-/// Per-image metrics, in column order. Booleans are stored as 0/1 so their mean is a rate.
-pub const METRICS: [&str; 12] = [
-    "box_ratio",
-    "box_area_ratio",
-    "mask_ratio",
-    "mask_area_ratio",
-    "loc_iou",
-    "loc_acc",
-    "pointing_box",
-    "pointing_mask",
-    "part_hit",
-    "zero_map",
-    "deletion_auc",
-    "insertion_auc",
-];
-
-/// Split-level metrics (one number per group, not per image).
-pub const SPLIT_METRICS: [&str; 2] = ["maxboxacc_v2", "pxap"];
 
 /// The suffix of a source name whose maps come from the untrained network (`embeddingcam
 /// (untrained)`): the method's own baseline.
@@ -66,8 +51,15 @@ pub struct Row {
     pub seed: u64,
     /// Image id.
     pub image_id: u32,
-    /// `None` where a metric does not apply, in [`METRICS`] order.
-    pub values: [Option<f64>; 12],
+    /// `None` where a metric does not apply, in [`Metric::PER_IMAGE`] order.
+    pub values: [Option<f64>; Metric::PER_IMAGE.len()],
+}
+
+impl Row {
+    /// The value of per-image metric `m`.
+    pub fn get(&self, m: Metric) -> Option<f64> {
+        Metric::PER_IMAGE.iter().position(|&x| x == m).and_then(|i| self.values[i])
+    }
 }
 
 /// One group's split-level numbers.
@@ -77,8 +69,8 @@ pub struct SplitRow {
     pub key: Key,
     /// Seed.
     pub seed: u64,
-    /// In [`SPLIT_METRICS`] order.
-    pub values: [Option<f64>; 2],
+    /// In [`Metric::SPLIT`] order.
+    pub values: [Option<f64>; Metric::SPLIT.len()],
 }
 
 fn key_columns<'a>(keys: impl Iterator<Item = (&'a Key, u64)> + Clone) -> Vec<Column> {
@@ -93,29 +85,29 @@ fn key_columns<'a>(keys: impl Iterator<Item = (&'a Key, u64)> + Clone) -> Vec<Co
     ]
 }
 
-/// The per-image frame: keys, seed, image id, then [`METRICS`].
+/// The per-image frame: keys, seed, image id, then [`Metric::PER_IMAGE`].
 pub fn rows_frame(rows: &[Row]) -> Result<DataFrame> {
     let mut cols = key_columns(rows.iter().map(|r| (&r.key, r.seed)));
     cols.push(Column::new(
         "image_id".into(),
         rows.iter().map(|r| r.image_id).collect::<Vec<u32>>(),
     ));
-    for (m, name) in METRICS.iter().enumerate() {
+    for (i, m) in Metric::PER_IMAGE.iter().enumerate() {
         cols.push(Column::new(
-            (*name).into(),
-            rows.iter().map(|r| r.values[m]).collect::<Vec<_>>(),
+            m.name().into(),
+            rows.iter().map(|r| r.values[i]).collect::<Vec<_>>(),
         ));
     }
     DataFrame::new_infer_height(cols).context("building the per-image frame")
 }
 
-/// The split-level frame: keys, seed, then [`SPLIT_METRICS`].
+/// The split-level frame: keys, seed, then [`Metric::SPLIT`].
 pub fn split_frame(rows: &[SplitRow]) -> Result<DataFrame> {
     let mut cols = key_columns(rows.iter().map(|r| (&r.key, r.seed)));
-    for (m, name) in SPLIT_METRICS.iter().enumerate() {
+    for (i, m) in Metric::SPLIT.iter().enumerate() {
         cols.push(Column::new(
-            (*name).into(),
-            rows.iter().map(|r| r.values[m]).collect::<Vec<_>>(),
+            m.name().into(),
+            rows.iter().map(|r| r.values[i]).collect::<Vec<_>>(),
         ));
     }
     DataFrame::new_infer_height(cols).context("building the split-level frame")
@@ -161,10 +153,17 @@ pub struct Summary {
     pub seeds: usize,
     /// Images per seed (the largest count over metrics).
     pub images: usize,
-    /// Per metric ([`METRICS`] then [`SPLIT_METRICS`]); `None` when no image had it.
+    /// Per metric, in [`Metric::ALL`] order; `None` when no image had it.
     pub stats: Vec<Option<Stat>>,
     /// All-zero maps (summed over seeds).
     pub zero_maps: usize,
+}
+
+impl Summary {
+    /// The statistic of metric `m`.
+    pub fn stat(&self, m: Metric) -> Option<Stat> {
+        Metric::ALL.iter().position(|&x| x == m).and_then(|i| self.stats[i])
+    }
 }
 
 const KEYS: [&str; 4] = ["cell", "source", "proxy", "stage"];
@@ -173,12 +172,12 @@ const KEYS: [&str; 4] = ["cell", "source", "proxy", "stage"];
 pub fn summarize(rows: &DataFrame, split: &DataFrame, baselines: &[&str]) -> Result<Vec<Summary>> {
     let group: Vec<Expr> = KEYS.iter().map(|k| col(*k)).chain([col("seed")]).collect();
     let mut aggs = Vec::new();
-    for m in METRICS {
+    for m in Metric::PER_IMAGE.map(Metric::name) {
         aggs.push(col(m).mean().alias(format!("{m}:mean")));
         aggs.push(col(m).std(1).alias(format!("{m}:std")));
         aggs.push(col(m).count().cast(DataType::UInt64).alias(format!("{m}:n")));
     }
-    aggs.push(col("zero_map").sum().alias("zero_maps"));
+    aggs.push(col(Metric::ZeroMap.name()).sum().alias("zero_maps"));
     let per_seed = rows
         .clone()
         .lazy()
@@ -198,11 +197,11 @@ pub fn summarize(rows: &DataFrame, split: &DataFrame, baselines: &[&str]) -> Res
     };
     let (cells, sources, proxies, stages) = (s("cell")?, s("source")?, s("proxy")?, s("stage")?);
     let mut per_metric = Vec::new();
-    for m in METRICS {
+    for m in Metric::PER_IMAGE.map(Metric::name) {
         per_metric.push((f(&format!("{m}:mean"))?, f(&format!("{m}:std"))?, f(&format!("{m}:n"))?));
     }
     let split_means: Vec<Vec<Option<f64>>> =
-        SPLIT_METRICS.iter().map(|m| f(m)).collect::<Result<_>>()?;
+        Metric::SPLIT.iter().map(|m| f(m.name())).collect::<Result<_>>()?;
     let zeros = f("zero_maps")?;
 
     let mut groups: BTreeMap<Key, Vec<usize>> = BTreeMap::new();
@@ -223,13 +222,11 @@ pub fn summarize(rows: &DataFrame, split: &DataFrame, baselines: &[&str]) -> Res
             for (mean, std, n) in &per_metric {
                 // Student's t 95% half-width over the images of per-seed row `i`.
                 let image_ci = |i: usize| {
-                    let n = n[i].unwrap_or(0.0) as usize;
-                    if n > 1 {
-                        embcam_eval::aggregate::t975(n - 1) * std[i].unwrap_or(0.0)
-                            / (n as f64).sqrt()
-                    } else {
-                        0.0
-                    }
+                    embcam_eval::aggregate::ci95(
+                        n[i].unwrap_or(0.0) as usize,
+                        std[i].unwrap_or(0.0),
+                    )
+                    .unwrap_or(0.0)
                 };
                 let stat = if idx.len() == 1 {
                     let i = idx[0];
@@ -286,107 +283,6 @@ pub fn over_seeds(values: impl Iterator<Item = f64>) -> Option<Stat> {
     Some(Stat { mean, spread: var.sqrt(), n, image_ci: 0.0 })
 }
 
-/// Columns of the printed table: (header, index into [`Summary::stats`]).
-const SHOWN: [(&str, usize); 11] = [
-    ("box ratio", 0),
-    ("uniform (box area)", 1),
-    ("mask ratio", 2),
-    ("uniform (mask area)", 3),
-    ("loc. acc.", 5),
-    ("MaxBoxAccV2", 12),
-    ("PxAP", 13),
-    ("pointing (mask)", 7),
-    ("part hit", 8),
-    ("deletion AUC", 10),
-    ("insertion AUC", 11),
-];
-
-/// The summary as a markdown table. `±` is the 95% CI over images (one seed) or the standard
-/// deviation over seeds (several; then the mean 95% CI over images follows in brackets).
-pub fn markdown(summaries: &[Summary]) -> String {
-    let has_cells = summaries.iter().any(|s| !s.key.cell.is_empty());
-    let shown: Vec<&(&str, usize)> =
-        SHOWN.iter().filter(|(_, i)| summaries.iter().any(|s| s.stats[*i].is_some())).collect();
-    let mut out = String::new();
-    let mut head = vec![];
-    if has_cells {
-        head.push("cell");
-    }
-    head.extend(["method", "proxy", "stage", "seeds", "images"]);
-    head.extend(shown.iter().map(|(h, _)| *h));
-    head.push("zero maps");
-    let _ = writeln!(out, "| {} |", head.join(" | "));
-    let _ = writeln!(out, "|{}", "---|".repeat(head.len()));
-    for s in summaries {
-        let mut cells = vec![];
-        if has_cells {
-            cells.push(s.key.cell.clone());
-        }
-        cells.extend([s.key.source.clone(), s.key.proxy.clone(), s.key.stage.clone()]);
-        cells.push(s.seeds.to_string());
-        cells.push(s.images.to_string());
-        for (_, i) in &shown {
-            cells.push(match s.stats[*i] {
-                // A split-level number of one seed has no spread to show.
-                Some(st) if *i >= METRICS.len() && s.seeds == 1 => format!("{:.3}", st.mean),
-                Some(st) if s.seeds > 1 && *i < METRICS.len() => {
-                    format!("{:.3} ± {:.3} [± {:.3}]", st.mean, st.spread, st.image_ci)
-                }
-                Some(st) => format!("{:.3} ± {:.3}", st.mean, st.spread),
-                None => "–".to_string(),
-            });
-        }
-        cells.push(s.zero_maps.to_string());
-        let _ = writeln!(out, "| {} |", cells.join(" | "));
-    }
-    out
-}
-
-/// The summary as CSV: keys, then `<metric>_mean`, `<metric>_spread` (95% CI over images for one
-/// seed, sd over seeds for several), `<metric>_n` and `<metric>_image_ci` (the 95% CI over images,
-/// averaged over seeds) for every metric.
-pub fn summary_csv(summaries: &[Summary]) -> Result<String> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let mut head: Vec<String> =
-        ["cell", "method", "proxy", "stage", "seeds", "images", "zero_maps"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-    for m in METRICS.iter().chain(SPLIT_METRICS.iter()) {
-        head.extend([
-            format!("{m}_mean"),
-            format!("{m}_spread"),
-            format!("{m}_n"),
-            format!("{m}_image_ci"),
-        ]);
-    }
-    w.write_record(&head)?;
-    for s in summaries {
-        let mut rec = vec![
-            s.key.cell.clone(),
-            s.key.source.clone(),
-            s.key.proxy.clone(),
-            s.key.stage.clone(),
-            s.seeds.to_string(),
-            s.images.to_string(),
-            s.zero_maps.to_string(),
-        ];
-        for st in &s.stats {
-            match st {
-                Some(st) => rec.extend([
-                    format!("{:.6}", st.mean),
-                    format!("{:.6}", st.spread),
-                    st.n.to_string(),
-                    format!("{:.6}", st.image_ci),
-                ]),
-                None => rec.extend([String::new(), String::new(), "0".into(), String::new()]),
-            }
-        }
-        w.write_record(&rec)?;
-    }
-    Ok(String::from_utf8(w.into_inner()?)?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,7 +297,7 @@ mod tests {
     }
 
     fn row(k: &Key, seed: u64, id: u32, box_ratio: f64, zero: bool) -> Row {
-        let mut values = [None; 12];
+        let mut values = [None; Metric::PER_IMAGE.len()];
         values[0] = Some(box_ratio);
         values[1] = Some(0.25);
         values[9] = Some(zero as u8 as f64);
@@ -435,19 +331,19 @@ mod tests {
         // Baselines sort last.
         assert_eq!(s[0].key, a);
         assert_eq!(s[1].key, b);
-        let st = s[0].stats[0].expect("box ratio");
+        let st = s[0].stat(Metric::BoxRatio).expect("box ratio");
         // mean 0.4; sample std 0.2; CI = t₀.₉₇₅(2) · 0.2/√3 = 4.302653 · 0.115470 = 0.496828.
         assert!((st.mean - 0.4).abs() < 1e-12);
         assert!((st.spread - 0.496828).abs() < 1e-5, "{}", st.spread);
         assert_eq!((st.n, s[0].images, s[0].zero_maps), (3, 3, 1));
         // b: mean 0.2, std √0.02, CI = 12.706205 · 0.141421/1.414214 = 1.270621.
-        let st = s[1].stats[0].expect("box ratio");
+        let st = s[1].stat(Metric::BoxRatio).expect("box ratio");
         assert!((st.mean - 0.2).abs() < 1e-12 && (st.spread - 1.270621).abs() < 1e-5);
         // Metrics no row has are absent, not NaN.
-        assert!(s[0].stats[2].is_none());
+        assert!(s[0].stat(Metric::MaskRatio).is_none());
         // The split-level value joined on the keys (only `b` got one here: `split[..1]`).
-        assert_eq!(s[1].stats[12].map(|x| x.mean), Some(0.5));
-        assert!(s[0].stats[12].is_none());
+        assert_eq!(s[1].stat(Metric::MaxBoxAccV2).map(|x| x.mean), Some(0.5));
+        assert!(s[0].stat(Metric::MaxBoxAccV2).is_none());
     }
 
     #[test]
@@ -464,7 +360,7 @@ mod tests {
             .collect();
         let (df, split) = frames(&rows);
         let s = summarize(&df, &split, &[]).expect("summary");
-        let st = s[0].stats[0].expect("box ratio");
+        let st = s[0].stat(Metric::BoxRatio).expect("box ratio");
         // seed means 0.4 and 0.7: mean 0.55, std |0.7 − 0.4|/√2 = 0.212132.
         assert!((st.mean - 0.55).abs() < 1e-12 && (st.spread - 0.212132).abs() < 1e-6);
         assert_eq!((s[0].seeds, st.n), (2, 2));

@@ -1,0 +1,155 @@
+//! The data stage: make sure the dataset exists (generating SynthCUB when needed), open it, split
+//! it; and what the later stages read from it (the evaluation images and their ground truth).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail, ensure};
+use burn::tensor::Device;
+use embcam_cub::synth::generate;
+use embcam_cub::{Dataset, Split};
+use embcam_eval::ImageTruth;
+
+use crate::config::vocab::ProxyName;
+use crate::config::{DatasetKind, Experiment};
+use crate::progress::bar;
+
+/// What the rest of the run needs from the data stage.
+pub struct Data {
+    /// The dataset.
+    pub dataset: Arc<Dataset>,
+    /// The split.
+    pub split: Split,
+    /// A key for everything about the data that feeds later stages.
+    pub key: String,
+    /// Discriminative part per class (SynthCUB only).
+    pub parts: BTreeMap<u32, u32>,
+}
+
+/// Make sure the dataset exists (generating SynthCUB when needed), open it and split it.
+pub fn data(exp: &Experiment) -> Result<Data> {
+    let d = &exp.file.dataset;
+    let (root, seg, stamp) = match d.kind {
+        DatasetKind::Synth => {
+            let s = d.synth.clone().unwrap_or_default();
+            let cfg = s.config();
+            if !cfg.made_at(&d.path) {
+                let listed = || {
+                    std::fs::read_dir(&d.path)
+                        .with_context(|| format!("listing {}", d.path.display()))
+                };
+                if d.path.exists() && listed()?.next().is_some() {
+                    bail!(
+                        "{} holds something other than the SynthCUB this experiment asks for \
+                         ({}); remove it, or point dataset.path elsewhere",
+                        d.path.display(),
+                        cfg.stamp().lines().nth(1).unwrap_or_default()
+                    );
+                }
+                let pb = bar("synth");
+                generate(&d.path, &cfg, &pb)
+                    .with_context(|| format!("generating SynthCUB in {}", d.path.display()))?;
+                pb.finish_and_clear();
+            }
+            (d.path.join("CUB_200_2011"), Some(d.path.join("segmentations")), cfg.stamp())
+        }
+        DatasetKind::Cub => {
+            ensure!(
+                d.path.join("images.txt").is_file(),
+                "{} holds no CUB-200-2011 (no images.txt there). Download CUB_200_2011.tgz and \
+                 segmentations.tgz and extract them into datasets/ as datasets/README.md says, \
+                 then run `embcam validate {}`",
+                d.path.display(),
+                d.path.display()
+            );
+            let seg = d.segmentations.clone().or_else(|| {
+                let beside = d.path.parent()?.join("segmentations");
+                beside.is_dir().then_some(beside)
+            });
+            (d.path.clone(), seg, fingerprint(&d.path)?)
+        }
+    };
+    let dataset = Dataset::open(&root, seg.as_deref()).with_context(|| {
+        format!(
+            "reading the dataset at {} (`embcam validate {}` lists every problem)",
+            root.display(),
+            root.display()
+        )
+    })?;
+    let (kind, subset) = crate::config::split(exp);
+    let split = dataset.split(kind, &subset)?;
+    let parts = embcam_cub::synth::read_discriminative_parts(&root)?
+        .map(|v| v.into_iter().collect())
+        .unwrap_or_default();
+    let key = crate::store::key_of(&(stamp, &d.split, d.max_classes, d.max_per_class))?;
+    Ok(Data { dataset: Arc::new(dataset), split, key, parts })
+}
+
+/// A fingerprint of a real dataset's index files (their sizes and modification times).
+fn fingerprint(root: &Path) -> Result<String> {
+    let mut parts = Vec::new();
+    for f in ["images.txt", "image_class_labels.txt", "train_test_split.txt", "bounding_boxes.txt"]
+    {
+        let m = std::fs::metadata(root.join(f))
+            .with_context(|| format!("reading {}", root.join(f).display()))?;
+        let t = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        parts.push(format!("{f}:{}:{}", m.len(), t.map_or(0, |d| d.as_secs())));
+    }
+    Ok(parts.join(","))
+}
+
+/// The device named in the experiment (`flex`, `tch-cpu`, `tch-cuda[:N]`).
+pub fn device(name: &str) -> Result<Device> {
+    Ok(embcam_model::device::parse_device(name)?)
+}
+
+impl Data {
+    /// The evaluation images: the split's evaluation images, evenly thinned to `max_images`.
+    pub fn eval_images(&self, max_images: Option<usize>) -> Vec<usize> {
+        let all = &self.split.eval;
+        match max_images {
+            Some(m) if m < all.len() && m > 0 => (0..m).map(|i| all[i * all.len() / m]).collect(),
+            _ => all.clone(),
+        }
+    }
+
+    /// Image `k`'s ground truth for the metrics.
+    pub fn truth(&self, k: usize) -> Result<ImageTruth> {
+        let rec = &self.dataset.images[k];
+        let mask = self.dataset.read_mask(rec)?;
+        let (width, height) = embcam_cub::load::image_size(&self.dataset.image_path(rec), rec.id)?;
+        Ok(ImageTruth {
+            id: rec.id,
+            width,
+            height,
+            bbox: rec.bbox,
+            mask,
+            parts: rec.parts.clone(),
+            discriminative_part: self.parts.get(&rec.class_id).copied(),
+        })
+    }
+}
+
+/// Checks of the configuration that need the data, made once it is read and before training:
+/// the k-nearest-neighbour proxy needs `cam.knn` images in the proxy set besides the query.
+pub fn check_against_data(exp: &Experiment, data: &Data) -> Result<()> {
+    let c = &exp.file.cam;
+    if c.proxies.contains(&ProxyName::Knn) {
+        let mut per_class: BTreeMap<u32, usize> = BTreeMap::new();
+        for k in data.eval_images(exp.file.eval.max_images) {
+            *per_class.entry(data.dataset.images[k].class_id).or_default() += 1;
+        }
+        let cap = c.proxy_images_per_class.unwrap_or(usize::MAX);
+        let n: usize = per_class.values().map(|&m| m.min(cap)).sum();
+        ensure!(
+            c.knn < n,
+            "cam.knn = {} asks for more neighbours than the proxy set holds: it has {n} images \
+             (the evaluation images, after eval.max_images and cam.proxy_images_per_class), so \
+             an image has {} others; cam.knn must be below {n}",
+            c.knn,
+            n.saturating_sub(1)
+        );
+    }
+    Ok(())
+}

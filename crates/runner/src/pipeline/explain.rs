@@ -1,0 +1,321 @@
+//! The explain stage: every method × proxy × stage on the trained (and, as a baseline, the
+//! untrained) network; the raw maps (`.npy` + CSV index), the embeddings the proxies came from,
+//! and a labelled gallery.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::{Device, Tensor, TensorData};
+use embcam_cam::{
+    CamOptions, CamOutput, ChenWeights, Classifier, Embeddings, HeatmapWriter, Method, ProxyBank,
+    ProxySpec, Query,
+};
+use embcam_cub::load::{Batch, load_batch};
+use embcam_eval::ImageTruth;
+use embcam_model::train::{NetOutput, embed};
+use embcam_model::{Net, Staged};
+use indicatif::ProgressBar;
+use serde::{Deserialize, Serialize};
+
+use super::train::untrained;
+use super::{Cached, Job, Trained};
+use crate::config::vocab::{ProxyName, Word};
+use crate::config::{Explainer, Resolved};
+use crate::progress::bar;
+use crate::store::{Stage, write_atomic};
+
+/// The maps of one method at one stage of one network, as the explain stage stored them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeatmapSet {
+    /// Name in tables (`embeddingcam`, `gradcam++`, `embeddingcam (untrained)`).
+    pub source: String,
+    /// The stage.
+    pub stage: String,
+    /// The proxy columns, in the order of each image's maps.
+    pub columns: Vec<String>,
+    /// A target-free method (Eigen-CAM, Chen et al.): every column holds the same map, scored
+    /// once as `-`.
+    pub target_free: bool,
+    /// Whether the maps come from the trained network (faithfulness is measured on it only).
+    pub trained: bool,
+    /// The `.npy` file in the stage folder: raw (pre-ReLU) maps, `(images × columns, h, w)`, with
+    /// a CSV index of the same name.
+    pub file: String,
+}
+
+/// What the explain stage leaves besides the heatmap files.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Explained {
+    /// The explained images' ids, in the order of the maps.
+    pub images: Vec<u32>,
+    /// The heatmap files.
+    pub sets: Vec<HeatmapSet>,
+    /// The trained network's unit class proxies (normalized mean over the proxy set), which the
+    /// faithfulness curves measure against: `(class id, vector)`.
+    pub class_proxies: Vec<(u32, Vec<f32>)>,
+    /// Warnings from the CAM crate.
+    pub warnings: Vec<String>,
+}
+
+/// Explain the evaluation images with every method × proxy × stage on the trained (and, as a
+/// baseline, the untrained) network; write the raw maps (`.npy` + CSV index) and a gallery.
+pub fn explain(job: &Job<'_>, trained: &Trained) -> Result<Cached<Explained>> {
+    let exp = job.exp;
+    let inputs = (
+        &trained.stage.key,
+        &exp.file.cam,
+        &exp.file.dataset.eval_transform,
+        exp.file.eval.max_images,
+        job.resolved.untrained,
+        exp.seed,
+    );
+    job.cached("explain", &inputs, "explained.json", false, |stage| {
+        let images = job.data.eval_images(exp.file.eval.max_images);
+        let mut explained = Explained {
+            images: images.iter().map(|&k| job.data.dataset.images[k].id).collect(),
+            ..Explained::default()
+        };
+        let untrained_net = job.resolved.untrained.then(|| untrained(job)).transpose()?;
+        let mut nets: Vec<(&Net, &str)> = vec![(&trained.net, "")];
+        if let Some(n) = &untrained_net {
+            nets.push((n, crate::table::UNTRAINED));
+        }
+        // Every method also runs on the untrained network: each is compared with its own baseline.
+        for (net, suffix) in nets {
+            let run = NetRun { job, stage, images: &images, net, suffix };
+            run.explain(&mut explained)?;
+        }
+        Ok(explained)
+    })
+}
+
+/// One network's part of the explain stage.
+struct NetRun<'a> {
+    job: &'a Job<'a>,
+    stage: &'a Stage,
+    /// The evaluation images (dataset indices).
+    images: &'a [usize],
+    net: &'a Net,
+    /// `""` for the trained network, [`crate::table::UNTRAINED`] for its baseline.
+    suffix: &'a str,
+}
+
+impl NetRun<'_> {
+    fn resolved(&self) -> &Resolved {
+        self.job.resolved
+    }
+
+    /// `z` of `images` under the evaluation transform.
+    fn embed(&self, images: &[usize]) -> Result<Embeddings> {
+        let data = &self.job.data.dataset;
+        let t = self.resolved().transform;
+        let e = embed(self.net, data, images, t, 32, NetOutput::Raw, self.job.device)?;
+        Ok(Embeddings::new(e.ids, e.labels, self.net.out_dim(), e.values, "eval")?)
+    }
+
+    fn explain(&self, explained: &mut Explained) -> Result<()> {
+        let (exp, data) = (self.job.exp, self.job.data);
+        let c = &exp.file.cam;
+        let file_suffix = self.suffix.replace(' ', "_");
+        let table = self.embed(self.images)?;
+        write_embeddings(self.stage, &format!("embeddings{file_suffix}"), &table)?;
+        let mut bank = ProxyBank::new(table.first_per_class(c.proxy_images_per_class)?)?;
+        if c.proxies.contains(&ProxyName::ClassScore) {
+            let classes = &data.split.train_classes;
+            bank = bank.with_classifier(Classifier::identity(classes, self.net.out_dim()))?;
+        }
+        if self.suffix.is_empty() {
+            for class in bank.classes() {
+                explained.class_proxies.push((class, bank.class_mean(class, None)?.vector));
+            }
+        }
+        let specs: Vec<ProxySpec> = self.resolved().proxies.iter().map(|(_, s)| *s).collect();
+        let stages: Vec<String> = if c.stages.is_empty() {
+            vec![self.net.stage_names().last().context("a network has stages")?.to_string()]
+        } else {
+            c.stages.clone()
+        };
+        // The gallery: the first `c.gallery` images of the trained network, every method × proxy.
+        let gallery_images =
+            if self.suffix.is_empty() { c.gallery.min(self.images.len()) } else { 0 };
+        let gallery_truths: Vec<ImageTruth> =
+            self.images[..gallery_images].iter().map(|&k| data.truth(k)).collect::<Result<_>>()?;
+        let originals: Vec<image::RgbImage> = gallery_truths
+            .iter()
+            .map(|t| {
+                let rec = data.dataset.image(t.id).context("known image")?;
+                Ok(embcam_cub::load::decode_rgb(&data.dataset.image_path(rec), t.id)?)
+            })
+            .collect::<Result<_>>()?;
+        let methods = &self.resolved().methods;
+        let pb = bar(if self.suffix.is_empty() { "explaining" } else { "untrained" });
+        pb.set_length((self.images.len() * stages.len()) as u64);
+        for st in &stages {
+            embcam_cam::check_stage(self.net, st)?;
+            let mut opts = CamOptions::new(st.clone());
+            opts.target = self.resolved().target.clone();
+            opts.closed_form = self.resolved().closed_form;
+            let cams: Vec<Method> = methods
+                .iter()
+                .filter_map(|(_, e)| match e {
+                    Explainer::Cam(m) => Some(*m),
+                    Explainer::Chen { .. } => None,
+                })
+                .collect();
+            let chen = self.fit_chen(st)?;
+            let names: Vec<String> =
+                methods.iter().map(|(m, _)| format!("{}{file_suffix}-{st}", m.name())).collect();
+            let mut writers: Vec<HeatmapWriter> = names
+                .iter()
+                .map(|name| HeatmapWriter::create(&self.stage.dir, name))
+                .collect::<Result<_, _>>()?;
+            let mut columns: Vec<Vec<String>> = vec![Vec::new(); methods.len()];
+            let mut gallery = crate::gallery::Gallery::default();
+            for (chunk_i, chunk) in self.images.chunks(c.batch_size).enumerate() {
+                let batch = load_batch(&data.dataset, chunk, &self.resolved().transform, 0)?;
+                let x = input_tensor(&batch, self.job.device);
+                let queries: Vec<Query<'_>> = batch
+                    .ids
+                    .iter()
+                    .zip(&batch.labels)
+                    .map(|(&id, &label)| {
+                        let row = table.row_of(id).context("embedded image")?;
+                        Ok(Query { id, label, embedding: table.row(row) })
+                    })
+                    .collect::<Result<_>>()?;
+                let proxies = bank.batch(&specs, &queries)?;
+                let hidden = ProgressBar::hidden();
+                let mut cam_outs =
+                    embcam_cam::explain_many(self.net, x.clone(), &proxies, &cams, &opts, &hidden)?
+                        .into_iter();
+                let outs: Vec<CamOutput> = methods
+                    .iter()
+                    .map(|(_, e)| match (e, &chen) {
+                        (Explainer::Cam(_), _) => cam_outs.next().context("one output per method"),
+                        (Explainer::Chen { .. }, Some(w)) => {
+                            Ok(w.explain(self.net, x.clone(), &batch.ids, &hidden)?)
+                        }
+                        (Explainer::Chen { .. }, None) => {
+                            bail!("Chen et al.'s weights are missing")
+                        }
+                    })
+                    .collect::<Result<_>>()?;
+                for (i, ((name, e), out)) in methods.iter().zip(&outs).enumerate() {
+                    writers[i].append(&out.maps)?;
+                    columns[i].clone_from(&out.maps.columns);
+                    for w in &out.warnings {
+                        let msg = format!("{name}{}: {w}", self.suffix);
+                        if !explained.warnings.contains(&msg) {
+                            explained.warnings.push(msg);
+                        }
+                    }
+                    for b in 0..batch.len() {
+                        let row = chunk_i * c.batch_size + b;
+                        let (Some(t), Some(img)) = (gallery_truths.get(row), originals.get(row))
+                        else {
+                            continue;
+                        };
+                        let shown = if e.is_target_free() { 1 } else { c.proxies.len() };
+                        for p in 0..shown {
+                            let map = out.maps.to_original(b, p, &batch.geometries[b], 0.0);
+                            let style = embcam_cam::OverlayStyle::default();
+                            let tile = embcam_cam::overlay(
+                                img,
+                                &map,
+                                Some(&t.bbox),
+                                t.mask.as_ref(),
+                                &style,
+                            )?;
+                            let column = if e.is_target_free() { "-" } else { c.proxies[p].name() };
+                            gallery.push(row, t.id, name.name(), column, tile);
+                        }
+                    }
+                }
+                pb.inc(batch.len() as u64);
+            }
+            for w in writers {
+                w.finish()?;
+            }
+            for (((m, e), name), cols) in methods.iter().zip(names).zip(columns) {
+                explained.sets.push(HeatmapSet {
+                    source: format!("{m}{}", self.suffix),
+                    stage: st.clone(),
+                    columns: match e {
+                        Explainer::Cam(_) => c.proxies.iter().map(|p| p.to_string()).collect(),
+                        Explainer::Chen { .. } => cols,
+                    },
+                    target_free: e.is_target_free(),
+                    trained: self.suffix.is_empty(),
+                    file: format!("{name}.npy"),
+                });
+            }
+            gallery.write(&self.stage.dir, &format!("gallery-{st}"), 160)?;
+        }
+        pb.finish_and_clear();
+        Ok(())
+    }
+
+    /// Chen et al.'s weights at stage `st`, fitted on the training split (when listed).
+    fn fit_chen(&self, st: &str) -> Result<Option<ChenWeights>> {
+        let Some((config, centres)) = self.resolved().methods.iter().find_map(|(_, e)| match e {
+            Explainer::Chen { config, centres } => Some((config, *centres)),
+            Explainer::Cam(_) => None,
+        }) else {
+            return Ok(None);
+        };
+        let data = self.job.data;
+        let train = &data.split.train;
+        let table = self.embed(train)?;
+        let transform = self.resolved().transform;
+        let batches = train.chunks(32).map(|chunk| {
+            let batch = load_batch(&data.dataset, chunk, &transform, 0)
+                .map_err(|e| embcam_cam::CamError::Model(e.into()))?;
+            Ok((input_tensor(&batch, self.job.device), batch.ids))
+        });
+        let hidden = ProgressBar::hidden();
+        let weights = ChenWeights::fit(self.net, st, &table, batches, config, &hidden)
+            .with_context(|| format!("fitting Chen et al.'s weights at {st}"))?;
+        Ok(Some(match centres {
+            Some(n) => weights.kmeans(n.min(weights.len()), 20, config.seed)?,
+            None => weights,
+        }))
+    }
+}
+
+/// A batch's pixels as a `[n, 3, h, w]` tensor.
+fn input_tensor(b: &Batch, device: &Device) -> Tensor<4> {
+    let shape = [b.len(), 3, b.height as usize, b.width as usize];
+    Tensor::<4>::from_data(TensorData::new(b.pixels.clone(), shape), device)
+}
+
+/// The embeddings the proxies were built from: `<name>.npy` (`images × d`, `z` before L2
+/// normalisation, f32) and `<name>.csv` (`row,image_id,class_id`).
+fn write_embeddings(stage: &Stage, name: &str, table: &Embeddings) -> Result<()> {
+    let values: Vec<f32> = (0..table.len()).flat_map(|i| table.row(i).to_vec()).collect();
+    embcam_cam::write_npy(
+        &stage.file(&format!("{name}.npy")),
+        &[table.len(), table.dim()],
+        &values,
+    )?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["row", "image_id", "class_id"])?;
+    for (i, (id, label)) in table.ids().iter().zip(table.labels()).enumerate() {
+        w.serialize((i, id, label))?;
+    }
+    write_atomic(&stage.file(&format!("{name}.csv")), &w.into_inner()?)
+}
+
+/// The gallery images of an explain stage.
+pub fn galleries(stage: &Stage) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&stage.dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("gallery-"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}

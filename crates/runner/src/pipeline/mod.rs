@@ -1,0 +1,97 @@
+//! The stages of one experiment (one grid cell, one seed), each cached in a content-keyed folder:
+//!
+//! ```text
+//! data ─► train (checkpoints, history) ─► explain (heatmaps .npy, embeddings, gallery)
+//!                                     ─► evaluate (per-image rows, split-level metrics, curves)
+//! ```
+//! One file per stage; the untrained network and the map baselines go through the same scoring.
+//! The stages take the experiment [`resolve`](crate::config::resolve)d into the libraries' types
+//! ([`Job`]); the work itself is the libraries'.
+
+mod data;
+mod evaluate;
+mod explain;
+mod train;
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use burn::tensor::Device;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::config::{Experiment, Resolved};
+use crate::store::{Stage, write_atomic};
+
+pub use data::{Data, check_against_data, data, device};
+pub use evaluate::{evaluate, stored_key};
+pub use explain::{explain, galleries};
+pub use train::{Trained, trained};
+
+/// One experiment's run through the stages: what every stage reads.
+pub struct Job<'a> {
+    /// `<output.dir>/<name>/`, holding `stages/`.
+    pub exp_dir: &'a Path,
+    /// The experiment (its cell, seed and file).
+    pub exp: &'a Experiment,
+    /// The experiment in the libraries' types.
+    pub resolved: &'a Resolved,
+    /// The data stage's result.
+    pub data: &'a Data,
+    /// Where the networks run.
+    pub device: &'a Device,
+    /// Recompute instead of reusing finished stages.
+    pub force: bool,
+}
+
+/// A stage's result and whether it was reused.
+pub struct Cached<T> {
+    /// The stage folder.
+    pub stage: Stage,
+    /// Its result.
+    pub value: T,
+    /// Whether a finished stage was reused.
+    pub reused: bool,
+}
+
+impl Job<'_> {
+    /// The cache preamble of every stage: the folder of stage `name` keyed by `inputs`; a finished
+    /// one (unless `--force`) is read back from its `file`, otherwise `compute` fills the folder
+    /// and its result is written to `file` before the `DONE` marker. `resume` keeps what an
+    /// interrupted run left in the folder (training resumes from its last checkpoint).
+    pub fn cached<T: Serialize + DeserializeOwned>(
+        &self,
+        name: &str,
+        inputs: &impl Serialize,
+        file: &str,
+        resume: bool,
+        compute: impl FnOnce(&Stage) -> Result<T>,
+    ) -> Result<Cached<T>> {
+        let stage = Stage::new(self.exp_dir, name, inputs)?;
+        let path = stage.file(file);
+        if stage.is_done() && !self.force {
+            let value = read_json(&path)?;
+            return Ok(Cached { stage, value, reused: true });
+        }
+        if resume && !stage.is_done() {
+            std::fs::create_dir_all(&stage.dir)
+                .with_context(|| format!("creating {}", stage.dir.display()))?;
+        } else {
+            stage.reset()?;
+        }
+        let started = Instant::now();
+        let value = compute(&stage)?;
+        write_atomic(&path, &serde_json::to_vec(&value)?)?;
+        stage.finish(started.elapsed().as_secs_f64())?;
+        Ok(Cached { stage, value, reused: false })
+    }
+}
+
+/// A stage's JSON result; an error names the file and says how to recover.
+fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| {
+        format!("{} is damaged; rerun with --force to recompute its stage", path.display())
+    })
+}
