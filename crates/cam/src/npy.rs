@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{CamError, Result};
 use crate::maps::CamMaps;
-use crate::proxy::ProxyBatch;
 use crate::util;
 
 /// The header is padded to this many bytes (magic included) so that it can be rewritten in place

@@ -8,7 +8,7 @@
 //! Every file is written atomically (temporary name, then rename) into a folder the caller gives.
 
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use embcam_cub::{BBox, DEFAULT_MASK_THRESHOLD, Mask};
 use image::imageops::FilterType;

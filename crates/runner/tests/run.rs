@@ -25,6 +25,15 @@ fn stages(args: &[&str], expect: &[(&str, &str)]) -> String {
     t
 }
 
+/// The (one) explain stage folder of the tiny experiment in `dir`.
+fn explain_stage(dir: &Path) -> std::path::PathBuf {
+    std::fs::read_dir(dir.join("results/tiny/stages"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("explain-"))
+        .unwrap()
+}
+
 fn tiny(dir: &Path, extra: &str) -> std::path::PathBuf {
     tiny_with(dir, "", extra)
 }
@@ -248,11 +257,7 @@ fn explain_then_evaluate_then_rescoring_reuses_the_heatmaps() {
     let t = stages(&["explain", exp.to_str().unwrap()], &[("explain", "computed")]);
     assert!(!t.contains("evaluate:") && !tmp.path().join("results/tiny/runs").exists(), "{t}");
     // The raw maps are on disk: 8 images × 2 proxies of 2×2 (40 px input, block4 at /16).
-    let stage = std::fs::read_dir(tmp.path().join("results/tiny/stages"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("explain-"))
-        .unwrap();
+    let stage = explain_stage(tmp.path());
     let (shape, maps) = read_npy(&stage.join("embeddingcam-block4.npy"));
     assert_eq!((shape.as_str(), maps.len()), ("(16, 2, 2)", 16 * 4));
     let index = std::fs::read_to_string(stage.join("embeddingcam-block4.csv")).unwrap();
@@ -470,4 +475,30 @@ fn metrics_csv_rows_are_the_eval_crates_scores() {
         checked += 1;
     }
     assert_eq!(checked, 8, "{csv}");
+}
+
+/// Chen et al. 2020 runs from an experiment file: fitted on the training split, transferred from
+/// k-means centres, stored as one map per image and scored like every method (proxy `-`), with
+/// its own untrained baseline.
+#[test]
+fn chen_runs_from_an_experiment_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tiny(tmp.path(), "");
+    let text =
+        std::fs::read_to_string(&exp).unwrap().replace("\"eigencam\"]", "\"chen\"]").replace(
+            "gallery = 2\n",
+            "gallery = 2\n[cam.chen]\ntriplets = 4\ntransfer = \"k-means\"\ncentres = 3\n",
+        );
+    std::fs::write(&exp, text).unwrap();
+    let t = stages(&["run", exp.to_str().unwrap()], &[("explain", "computed")]);
+    let run = tmp.path().join("results/tiny/runs/run-001");
+    let summary = std::fs::read_to_string(run.join("summary.md")).unwrap();
+    assert!(summary.contains("| chen | - | block4 | 1 | 8 |"), "{summary}\n{t}");
+    assert!(summary.contains("| chen (untrained) | - | block4 |"), "{summary}");
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().filter(|l| l.starts_with("\"\",chen,-,block4,")).count(), 8);
+    let stage = explain_stage(tmp.path());
+    let (shape, maps) = read_npy(&stage.join("chen-block4.npy"));
+    assert_eq!(shape, "(8, 2, 2)");
+    assert!(maps.iter().all(|v| v.is_finite()));
 }
