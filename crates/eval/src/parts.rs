@@ -6,19 +6,26 @@
 //!   (|R| / N)`, the region's share of the heatmap over its share of the image. A uniform map
 //!   (and an all-zero map, scored as uniform) has `r = 1` on every region.
 //! - **Part importance agreement** ([`part_importance_agreement`], FunnyBirds' single-deletion
-//!   test, Hesse et al. ICCV 2023): Spearman's ρ between the parts' mass ratios `r(R_k)` and the
-//!   target-score drops `Δ_k = s(x) − s(x without part k)` the caller measured. The ratio, not the
-//!   raw mass `Σ_{R_k} H`: a uniform map's raw mass is the part's area, which correlates with
-//!   the drop whenever larger parts matter more, so a map with no information would score ρ > 0.
-//!   With ratios a uniform map's values are all tied and score exactly 0 (the ties rule of
-//!   [`spearman`]).
+//!   test, Hesse et al. ICCV 2023): Spearman's ρ, over the removed parts, between the map's mass
+//!   per pixel of part `k` and the target-score drop per pixel, `Δ_k / |R_k|` with
+//!   `Δ_k = s(x) − s(x without part k)` measured by the caller. Both per pixel: a map whose mass
+//!   on each part is proportional to that part's drop (a complete attribution) scores 1, and a
+//!   uniform map — constant per pixel, all tied — scores exactly 0 (the ties rule of
+//!   [`spearman`]). Raw masses against raw drops would rank the parts by area for a uniform map,
+//!   scoring ρ > 0 whenever larger parts matter more; masses per pixel against raw drops would
+//!   reward a centre prior whenever the central (body) parts, the largest, move the score most.
 //! - **Discriminative-part mass** ([`discriminative_part`]): `r` on the discriminative part's
 //!   region (1 = uniform), and whether the peak lands in the region or within a tolerance tied
 //!   to the bird's scale ([`peak_tolerance`]), beside the chance a uniform map has.
 //! - **Counterfactual contrast** ([`counterfactual_contrast`]): `r_pair − r_own` on the
 //!   discriminative part, for the map of the pair class's proxy and the map of the image's own
-//!   target on the same image: positive when the pair proxy's map moves onto the part that
-//!   separates the pair. Identical or uniform maps score 0.
+//!   target on the same image: how the map's mass on the part that separates the pair moves when
+//!   the target turns to the pair class. Identical or uniform maps score 0. Reading the sign: the
+//!   part is evidence *for* the image's own class and *against* the pair class, so a map of
+//!   positive evidence that follows the model moves off it (< 0); pass the map of a contrastive
+//!   target (`p_own − p_pair`) as `pair_map` to ask instead whether that map lands on it (> 0).
+//!   Whether the model uses the part at all is the target change on the `counterfactual`
+//!   render, `s(x) − s(x_cf)`, which the caller measures.
 //! - **Background independence** ([`background_independence`]): how much the target depends on
 //!   the bird rather than the background, `I = 1 − |Δ_bg| / (|Δ_bg| + |Δ_bird|)` with
 //!   `Δ_bg = s(x) − s(x, background swapped)` and `Δ_bird = s(x) − s(x, bird removed)`, against
@@ -109,11 +116,13 @@ pub fn region_mass(
     Ok(mass_where(map, labels, total, |l| u32::from(l) == part))
 }
 
-/// Part importance agreement: Spearman's ρ between the mass ratios of the parts in `drops` and
-/// their target-score drops `Δ_k = s(x) − s(x without part k)` (`(part id, Δ_k)`, one per
-/// removed part, e.g. every `remove_part` intervention). Parts whose region is empty are left
-/// out; `None` when fewer than 3 remain (too few to rank). A uniform or all-zero map scores 0,
-/// and so does a map whose ratios are all tied, or drops that are all equal ([`spearman`]).
+/// Part importance agreement: Spearman's ρ between the parts' mass ratios `r(R_k)` (mass per
+/// pixel, up to a constant) and their target-score drops per pixel `Δ_k / |R_k|`, for
+/// `drops` = `(part id, Δ_k = s(x) − s(x without part k))`, one per removed part (every
+/// `remove_part` intervention). Parts whose region is empty are left out; `None` when fewer than
+/// 3 remain (too few to rank). A map with mass `∝ Δ_k` on each part scores 1; a uniform or
+/// all-zero map scores 0, and so does a map whose ratios are all tied, or drops per pixel that are
+/// all equal ([`spearman`]).
 ///
 /// # Errors
 /// As [`region_mass`]; a non-finite drop; a part listed twice.
@@ -140,7 +149,7 @@ pub fn part_importance_agreement(
         }
         if let Some(m) = mass_where(map, labels, total, |l| u32::from(l) == part) {
             ratios.push(m.ratio);
-            deltas.push(drop);
+            deltas.push(drop / m.area_share);
         }
     }
     if ratios.len() < 3 {
@@ -212,13 +221,14 @@ pub struct Contrast {
     pub own: PartMass,
     /// The part-mass ratio of the map for the pair class's proxy.
     pub pair: PartMass,
-    /// `pair.ratio − own.ratio`: > 0 when the pair proxy's map moves onto the part that separates
-    /// the pair; 0 for identical or uniform maps.
+    /// `pair.ratio − own.ratio`: the shift of the map's mass ratio on the part that separates the
+    /// pair when the target turns from the own class to the pair's (module docs for the sign);
+    /// 0 for identical or uniform maps.
     pub contrast: f64,
 }
 
 /// Counterfactual contrast (module docs): `own_map` explains the image's own target, `pair_map`
-/// the pair class's proxy, both on the same image; `part` is the discriminative part as visible.
+/// the pair class's proxy (or a contrastive target), both on the same image; `part` is the discriminative part as visible.
 /// `None` when the region is empty.
 ///
 /// # Errors
@@ -451,21 +461,24 @@ mod tests {
         // 8 × 1: back 1 on pixels 0–1, beak 2 on 2, belly 3 on 3–5, crown 5 on 6, pixel 7 off.
         let labels = PartLabels { width: 8, height: 1, labels: vec![1, 1, 2, 3, 3, 3, 5, 0] };
         let m = |v: [f32; 8]| Heatmap { width: 8, height: 1, values: v.to_vec() };
-        // Drops ordered by area (back 2 px, beak 1, belly 3, crown 1): larger parts matter more.
+        // Drops (back 2 px, beak 1, belly 3, crown 1): larger parts matter more. Per pixel:
+        // [0.25, 0.1, 0.3, 0.05].
         let drops = [(1, 0.5), (2, 0.1), (3, 0.9), (5, 0.05)];
         // Uniform map: every ratio 1 → all tied → ρ = 0 (the ties rule). Its raw masses would be
-        // the areas [2, 1, 3, 1], whose ρ with the drops is (ranks [3, 1.5, 4, 1.5] vs
-        // [3, 2, 4, 1]) 4.5/√(4.5·5) = 0.95: the reason the metric ranks ratios, not masses.
+        // the areas [2, 1, 3, 1], whose ρ with the raw drops is (ranks [3, 1.5, 4, 1.5] vs
+        // [3, 2, 4, 1]) 4.5/√(4.5·5) = 0.95: the reason the metric works per pixel.
         let u = part_importance_agreement(1, &m([1.0; 8]), &labels, &drops).unwrap();
         assert_eq!(u, Some(0.0));
         let raw = spearman(&[2.0, 1.0, 3.0, 1.0], &[0.5, 0.1, 0.9, 0.05]).unwrap();
         assert!((raw - 4.5 / 22.5f64.sqrt()).abs() < 1e-15);
         assert_eq!(part_importance_agreement(1, &m([0.0; 8]), &labels, &drops).unwrap(), Some(0.0));
-        // Mean map value per part [back 2, beak 1, belly 3, crown 0.5]: same order as the drops.
-        let agree = m([2., 2., 1., 3., 3., 3., 0.5, 0.]);
+        // A complete attribution: each part's mass is its drop (0.5 over 2 px, 0.1, 0.9 over
+        // 3 px, 0.05) → per pixel the same order as the drops per pixel → ρ = 1.
+        let agree = m([0.25, 0.25, 0.1, 0.3, 0.3, 0.3, 0.05, 0.]);
         assert_eq!(part_importance_agreement(1, &agree, &labels, &drops).unwrap(), Some(1.0));
-        // Reversed order → −1.
-        let reverse = m([1., 1., 3., 0.5, 0.5, 0.5, 4., 0.]);
+        // Per-pixel values [back 2, beak 3, belly 1, crown 4], ranks [2, 3, 1, 4], against the
+        // drops' ranks [3, 2, 4, 1]: each pair sums to 5, the exact reverse → −1.
+        let reverse = m([2., 2., 3., 1., 1., 1., 4., 0.]);
         assert_eq!(part_importance_agreement(1, &reverse, &labels, &drops).unwrap(), Some(-1.0));
         // Parts with empty regions drop out; fewer than 3 left → None.
         let few = [(1, 0.5), (2, 0.1), (9, 0.3)];
