@@ -14,6 +14,11 @@
 //!   [`spearman`]). Raw masses against raw drops would rank the parts by area for a uniform map,
 //!   scoring ρ > 0 whenever larger parts matter more; masses per pixel against raw drops would
 //!   reward a centre prior whenever the central (body) parts, the largest, move the score most.
+//!   FunnyBirds' own protocol (`single_deletion_protocol` in visinf/funnybirds-framework) sums
+//!   the attribution over each part dilated by 2 px against the raw drop, over five whole parts of
+//!   similar size (beak, eye, foot, tail, wing), skips images where ρ is NaN and reports
+//!   `(ρ + 1)/2`; here the 15 CUB regions differ in size by two orders of magnitude, hence per
+//!   pixel, and a constant side scores 0 instead of being skipped.
 //! - **Discriminative-part mass** ([`discriminative_part`]): `r` on the discriminative part's
 //!   region (1 = uniform), and whether the peak lands in the region or within a tolerance tied
 //!   to the bird's scale ([`peak_tolerance`]), beside the chance a uniform map has.
