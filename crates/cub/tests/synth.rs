@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use embcam_cub::load::{TrainTransform, Transform, load_image};
 use embcam_cub::synth::{
-    Difficulty, PartLabels, SynthConfig, generate, read_discriminative_parts, read_interventions,
-    render_interventions,
+    Difficulty, PartLabels, SynthConfig, generate, load_render, read_discriminative_parts,
+    read_interventions, render_interventions,
 };
 use embcam_cub::{DEFAULT_MASK_THRESHOLD, Dataset};
 use indicatif::ProgressBar;
@@ -265,6 +266,12 @@ fn interventions_are_deterministic_and_complete() {
             let img = image::open(path).unwrap();
             assert_eq!((img.width(), img.height()), (mask.width, mask.height));
         }
+        // A render loads like its dataset image: the dataset image itself loads identically.
+        let tf = Transform::Train(TrainTransform::new(40, 3));
+        let (id, class) = (e.image_id, rec.class_id);
+        let direct = load_image(&ds, rec, &tf, 2).unwrap();
+        assert_eq!(load_render(&ds.image_path(rec), id, class, &tf, 2).unwrap(), direct);
+        assert_eq!(load_render(&e.no_bird, id, class, &tf, 2).unwrap().geometry, direct.geometry);
     }
 }
 

@@ -51,6 +51,7 @@ use rayon::prelude::*;
 use super::draw::{Scene, Variant};
 use super::{Drawn, SynthConfig, draw_image, make_classes, save_grey, save_rgb, seed_for};
 use crate::error::{CubError, Result, io};
+use crate::load::{LoadedImage, Transform, apply, decode_rgb, normalize};
 
 /// The folder, beside `CUB_200_2011/`, that holds the interventions.
 pub const INTERVENTIONS_DIR: &str = "interventions";
@@ -319,6 +320,26 @@ pub fn read_interventions(out: &Path) -> Result<Vec<ImageInterventions>> {
             Ok(e)
         })
         .collect()
+}
+
+/// Load a rendered intervention image through `transform`, exactly as
+/// [`load_image`](crate::load::load_image) loads dataset image `id` (of class `class_id`): a render
+/// has its image's size, so with the same id and epoch it gets the same crop and flip, and its
+/// heatmaps map back to the original pixels through the same geometry.
+///
+/// # Errors
+/// The file cannot be read or decoded (the message names it and the image id).
+pub fn load_render(
+    path: &Path,
+    id: u32,
+    class_id: u32,
+    transform: &Transform,
+    epoch: u64,
+) -> Result<LoadedImage> {
+    let img = decode_rgb(path, id)?;
+    let (region, flip) = transform.plan(img.width(), img.height(), id, epoch);
+    let (input, geometry) = apply(&img, region, flip, transform.size());
+    Ok(LoadedImage { id, class_id, chw: normalize(&input), geometry })
 }
 
 /// A part label map: the CUB part id (1–15) of every pixel's region, 0 off the bird (module docs).

@@ -30,8 +30,8 @@ use rayon::prelude::*;
 
 pub use classes::{Attributes, SynthClass, make_classes, read_discriminative_parts};
 pub use interventions::{
-    ImageInterventions, InterventionSummary, PartLabels, interventions_made_at, read_interventions,
-    render_interventions,
+    ImageInterventions, InterventionSummary, PartLabels, interventions_made_at, load_render,
+    read_interventions, render_interventions,
 };
 
 use crate::dataset::{PART_NAMES, PartLoc};
