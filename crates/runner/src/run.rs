@@ -133,10 +133,11 @@ pub fn run(path: &Path, force: bool, until: Until) -> Result<Option<PathBuf>> {
     match until {
         Until::Train | Until::Explain => return Ok(None),
         Until::Evaluate => {
-            let df = table::rows_frame(&data.rows)?;
-            let split = table::split_frame(&data.split)?;
             let baselines: Vec<&str> = data.baselines.iter().map(String::as_str).collect();
-            println!("{}", table::markdown(&table::summarize(&df, &split, &baselines)?));
+            println!(
+                "{}",
+                table::markdown(&table::summarize(&data.rows, &data.split, &baselines)?)
+            );
             return Ok(None);
         }
         Until::Report => {}

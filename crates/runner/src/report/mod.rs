@@ -98,10 +98,8 @@ fn per_cell(
 
 /// Write `summary.md`, `summary.csv` and `plots/` into `out` from `data`; returns the markdown.
 pub fn render(out: &Path, data: &ReportData) -> Result<String> {
-    let df = table::rows_frame(&data.rows)?;
-    let split = table::split_frame(&data.split)?;
     let baselines: Vec<&str> = data.baselines.iter().map(String::as_str).collect();
-    let summaries = table::summarize(&df, &split, &baselines)?;
+    let summaries = table::summarize(&data.rows, &data.split, &baselines)?;
     let mut md = retrieval_markdown(&data.training);
     if !md.is_empty() {
         md.push_str("\n## Explanations\n\n");

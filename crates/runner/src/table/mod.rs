@@ -1,8 +1,9 @@
-//! Per-image metric rows → polars frames → summary tables (markdown and CSV).
+//! Per-image metric rows → summary lines → tables ([`export`]: markdown and CSV); the rows as
+//! polars frames for the data files (CSV, Parquet).
 //!
 //! Rows are grouped by (cell, method/baseline, proxy, stage): each metric's mean over images with a
-//! 95% confidence interval (Student's t, `t₀.₉₇₅(n−1)·s/√n`), the number of images and the count
-//! of degenerate (all-zero) maps. With several seeds the table reports the mean ± standard
+//! 95% confidence interval (Student's t, `t₀.₉₇₅(n−1)·s/√n`, [`embcam_eval::Summary`]), the number
+//! of images and the count of degenerate (all-zero) maps. With several seeds the table reports the mean ± standard
 //! deviation over seeds of the per-seed means. Split-level metrics (MaxBoxAccV2, PxAP) come from
 //! their own rows and join on the same keys.
 
@@ -15,10 +16,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use embcam_eval::Metric;
-use polars::prelude::{
-    Column, CsvWriter, DataFrame, DataType, Expr, IntoLazy, JoinArgs, JoinType, ParquetWriter,
-    SerWriter, SortMultipleOptions, col,
-};
+use polars::prelude::{Column, CsvWriter, DataFrame, ParquetWriter, SerWriter};
 
 /// The suffix of a source name whose maps come from the untrained network (`embeddingcam
 /// (untrained)`): the method's own baseline.
@@ -166,91 +164,67 @@ impl Summary {
     }
 }
 
-const KEYS: [&str; 4] = ["cell", "source", "proxy", "stage"];
+/// One (group, seed)'s numbers: per-image values of each metric, then split-level values.
+#[derive(Default)]
+struct SeedValues {
+    per_image: Vec<Vec<f64>>,
+    split: Vec<Option<f64>>,
+    zero_maps: usize,
+}
 
 /// Aggregate per-image and split-level rows into summary lines, sorted with the baselines last.
-pub fn summarize(rows: &DataFrame, split: &DataFrame, baselines: &[&str]) -> Result<Vec<Summary>> {
-    let group: Vec<Expr> = KEYS.iter().map(|k| col(*k)).chain([col("seed")]).collect();
-    let mut aggs = Vec::new();
-    for m in Metric::PER_IMAGE.map(Metric::name) {
-        aggs.push(col(m).mean().alias(format!("{m}:mean")));
-        aggs.push(col(m).std(1).alias(format!("{m}:std")));
-        aggs.push(col(m).count().cast(DataType::UInt64).alias(format!("{m}:n")));
+/// Per group and seed, each metric's mean and 95% CI over images are `embcam_eval::Summary`'s
+/// (one formula for the crate and the tables); several seeds give the mean ± sd of the per-seed
+/// means ([`over_seeds`]). A split-level row counts when its group and seed have images.
+pub fn summarize(rows: &[Row], split: &[SplitRow], baselines: &[&str]) -> Result<Vec<Summary>> {
+    let mut groups: BTreeMap<Key, BTreeMap<u64, SeedValues>> = BTreeMap::new();
+    for r in rows {
+        let seed = groups.entry(r.key.clone()).or_default().entry(r.seed).or_default();
+        seed.per_image.resize(Metric::PER_IMAGE.len(), Vec::new());
+        for (values, v) in seed.per_image.iter_mut().zip(r.values) {
+            values.extend(v);
+        }
+        seed.zero_maps += r.get(Metric::ZeroMap).unwrap_or(0.0) as usize;
     }
-    aggs.push(col(Metric::ZeroMap.name()).sum().alias("zero_maps"));
-    let per_seed = rows
-        .clone()
-        .lazy()
-        .group_by(group.clone())
-        .agg(aggs)
-        .join(split.clone().lazy(), group.clone(), group, JoinArgs::new(JoinType::Left))
-        .sort(["cell", "source", "proxy", "stage", "seed"], SortMultipleOptions::default())
-        .collect()
-        .context("aggregating per-image rows")?;
-
-    // Gather per-seed statistics per group, then combine seeds.
-    let s = |name: &str| -> Result<Vec<String>> {
-        Ok(per_seed.column(name)?.str()?.iter().map(|v| v.unwrap_or("").to_string()).collect())
-    };
-    let f = |name: &str| -> Result<Vec<Option<f64>>> {
-        Ok(per_seed.column(name)?.cast(&DataType::Float64)?.f64()?.iter().collect())
-    };
-    let (cells, sources, proxies, stages) = (s("cell")?, s("source")?, s("proxy")?, s("stage")?);
-    let mut per_metric = Vec::new();
-    for m in Metric::PER_IMAGE.map(Metric::name) {
-        per_metric.push((f(&format!("{m}:mean"))?, f(&format!("{m}:std"))?, f(&format!("{m}:n"))?));
-    }
-    let split_means: Vec<Vec<Option<f64>>> =
-        Metric::SPLIT.iter().map(|m| f(m.name())).collect::<Result<_>>()?;
-    let zeros = f("zero_maps")?;
-
-    let mut groups: BTreeMap<Key, Vec<usize>> = BTreeMap::new();
-    for i in 0..per_seed.height() {
-        let key = Key {
-            cell: cells[i].clone(),
-            source: sources[i].clone(),
-            proxy: proxies[i].clone(),
-            stage: stages[i].clone(),
-        };
-        groups.entry(key).or_default().push(i);
+    for r in split {
+        if let Some(seed) = groups.get_mut(&r.key).and_then(|g| g.get_mut(&r.seed)) {
+            seed.split = r.values.to_vec();
+        }
     }
     let mut out: Vec<Summary> = groups
         .into_iter()
-        .map(|(key, idx)| {
+        .map(|(key, seeds)| {
+            let seeds: Vec<SeedValues> = seeds.into_values().collect();
             let mut stats = Vec::new();
             let mut images = 0;
-            for (mean, std, n) in &per_metric {
-                // Student's t 95% half-width over the images of per-seed row `i`.
-                let image_ci = |i: usize| {
-                    embcam_eval::aggregate::ci95(
-                        n[i].unwrap_or(0.0) as usize,
-                        std[i].unwrap_or(0.0),
-                    )
-                    .unwrap_or(0.0)
-                };
-                let stat = if idx.len() == 1 {
-                    let i = idx[0];
-                    let n = n[i].unwrap_or(0.0) as usize;
-                    images = images.max(n);
-                    mean[i].map(|m| {
-                        let ci = image_ci(i);
-                        Stat { mean: m, spread: ci, n, image_ci: ci }
+            for m in 0..Metric::PER_IMAGE.len() {
+                let per_seed: Vec<Option<embcam_eval::Summary>> =
+                    seeds.iter().map(|s| embcam_eval::Summary::of(&s.per_image[m])).collect();
+                let n = |s: &Option<embcam_eval::Summary>| s.map_or(0, |s| s.n);
+                // Student's t 95% half-width over the images of one seed.
+                let image_ci =
+                    |s: &Option<embcam_eval::Summary>| s.and_then(|s| s.ci95).unwrap_or(0.0);
+                images = images.max(per_seed.iter().map(n).max().unwrap_or(0));
+                stats.push(if let [one] = per_seed.as_slice() {
+                    one.map(|s| {
+                        let ci = image_ci(one);
+                        Stat { mean: s.mean, spread: ci, n: s.n, image_ci: ci }
                     })
                 } else {
-                    images = images
-                        .max(idx.iter().map(|&i| n[i].unwrap_or(0.0) as usize).max().unwrap_or(0));
-                    over_seeds(idx.iter().filter_map(|&i| mean[i])).map(|st| Stat {
-                        image_ci: idx.iter().map(|&i| image_ci(i)).sum::<f64>() / idx.len() as f64,
+                    over_seeds(per_seed.iter().flatten().map(|s| s.mean)).map(|st| Stat {
+                        image_ci: per_seed.iter().map(image_ci).sum::<f64>()
+                            / per_seed.len() as f64,
                         ..st
                     })
-                };
-                stats.push(stat);
+                });
             }
-            for v in &split_means {
-                stats.push(over_seeds(idx.iter().filter_map(|&i| v[i])));
+            for m in 0..Metric::SPLIT.len() {
+                stats.push(over_seeds(
+                    seeds.iter().filter_map(|s| s.split.get(m).copied().flatten()),
+                ));
             }
-            let zero_maps = idx.iter().map(|&i| zeros[i].unwrap_or(0.0) as usize).sum();
-            Summary { key, seeds: idx.len(), images, stats, zero_maps }
+            let zero_maps = seeds.iter().map(|s| s.zero_maps).sum();
+            Summary { key, seeds: seeds.len(), images, stats, zero_maps }
         })
         .collect();
     // Baselines last: the untrained network's rows, then the map baselines.
@@ -304,16 +278,14 @@ mod tests {
         Row { key: k.clone(), seed, image_id: id, values }
     }
 
-    fn frames(rows: &[Row]) -> (DataFrame, DataFrame) {
-        let split: Vec<SplitRow> = rows
-            .iter()
-            .map(|r| SplitRow {
-                key: r.key.clone(),
-                seed: r.seed,
-                values: [Some(0.5 + r.seed as f64 / 10.0), None],
-            })
-            .collect();
-        (rows_frame(rows).expect("rows"), split_frame(&split[..1]).expect("split"))
+    /// A split-level row for the first row's group (MaxBoxAccV2 0.5 + seed/10).
+    fn split(rows: &[Row]) -> Vec<SplitRow> {
+        let r = &rows[0];
+        vec![SplitRow {
+            key: r.key.clone(),
+            seed: r.seed,
+            values: [Some(0.5 + r.seed as f64 / 10.0), None],
+        }]
     }
 
     #[test]
@@ -326,8 +298,7 @@ mod tests {
             row(&a, 0, 2, 0.4, true),
             row(&a, 0, 3, 0.6, false),
         ];
-        let (df, split) = frames(&rows);
-        let s = summarize(&df, &split, &["center-gaussian"]).expect("summary");
+        let s = summarize(&rows, &split(&rows), &["center-gaussian"]).expect("summary");
         // Baselines sort last.
         assert_eq!(s[0].key, a);
         assert_eq!(s[1].key, b);
@@ -358,8 +329,7 @@ mod tests {
                     .collect::<Vec<_>>()
             })
             .collect();
-        let (df, split) = frames(&rows);
-        let s = summarize(&df, &split, &[]).expect("summary");
+        let s = summarize(&rows, &split(&rows), &[]).expect("summary");
         let st = s[0].stat(Metric::BoxRatio).expect("box ratio");
         // seed means 0.4 and 0.7: mean 0.55, std |0.7 − 0.4|/√2 = 0.212132.
         assert!((st.mean - 0.55).abs() < 1e-12 && (st.spread - 0.212132).abs() < 1e-6);
@@ -375,8 +345,7 @@ mod tests {
             row(&b, 0, 1, 0.25, false),
             row(&b, 0, 2, 0.27, true),
         ];
-        let (df, split) = frames(&rows);
-        let s = summarize(&df, &split, &["uniform-random"]).expect("summary");
+        let s = summarize(&rows, &split(&rows), &["uniform-random"]).expect("summary");
         insta::assert_snapshot!(markdown(&s));
         insta::assert_snapshot!(summary_csv(&s).expect("csv"));
     }
