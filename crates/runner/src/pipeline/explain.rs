@@ -113,15 +113,15 @@ impl NetRun<'_> {
         Ok(Embeddings::new(e.ids, e.labels, self.net.out_dim(), e.values, "eval")?)
     }
 
+    /// Explain every evaluation image at every stage with every method; the maps, the embeddings
+    /// and (for the trained network) the gallery and the class proxies go into `explained`.
     fn explain(&self, explained: &mut Explained) -> Result<()> {
-        let (exp, data) = (self.job.exp, self.job.data);
-        let c = &exp.file.cam;
-        let file_suffix = self.suffix.replace(' ', "_");
+        let c = &self.job.exp.file.cam;
         let table = self.embed(self.images)?;
-        write_embeddings(self.stage, &format!("embeddings{file_suffix}"), &table)?;
+        write_embeddings(self.stage, &format!("embeddings{}", self.file_suffix()), &table)?;
         let mut bank = ProxyBank::new(table.first_per_class(c.proxy_images_per_class)?)?;
         if c.proxies.contains(&ProxyName::ClassScore) {
-            let classes = &data.split.train_classes;
+            let classes = &self.job.data.split.train_classes;
             bank = bank.with_classifier(Classifier::identity(classes, self.net.out_dim()))?;
         }
         if self.suffix.is_empty() {
@@ -129,130 +129,164 @@ impl NetRun<'_> {
                 explained.class_proxies.push((class, bank.class_mean(class, None)?.vector));
             }
         }
-        let specs: Vec<ProxySpec> = self.resolved().proxies.iter().map(|(_, s)| *s).collect();
         let stages: Vec<String> = if c.stages.is_empty() {
             vec![self.net.stage_names().last().context("a network has stages")?.to_string()]
         } else {
             c.stages.clone()
         };
-        // The gallery: the first `c.gallery` images of the trained network, every method × proxy.
-        let gallery_images =
-            if self.suffix.is_empty() { c.gallery.min(self.images.len()) } else { 0 };
-        let gallery_truths: Vec<ImageTruth> =
-            self.images[..gallery_images].iter().map(|&k| data.truth(k)).collect::<Result<_>>()?;
-        let originals: Vec<image::RgbImage> = gallery_truths
-            .iter()
-            .map(|t| {
-                let rec = data.dataset.image(t.id).context("known image")?;
-                Ok(embcam_cub::load::decode_rgb(&data.dataset.image_path(rec), t.id)?)
-            })
-            .collect::<Result<_>>()?;
-        let methods = &self.resolved().methods;
+        let originals = self.originals()?;
         let pb = bar(if self.suffix.is_empty() { "explaining" } else { "untrained" });
         pb.set_length((self.images.len() * stages.len()) as u64);
         for st in &stages {
-            embcam_cam::check_stage(self.net, st)?;
-            let mut opts = CamOptions::new(st.clone());
-            opts.target = self.resolved().target.clone();
-            opts.closed_form = self.resolved().closed_form;
-            let cams: Vec<Method> = methods
-                .iter()
-                .filter_map(|(_, e)| match e {
-                    Explainer::Cam(m) => Some(*m),
-                    Explainer::Chen { .. } => None,
-                })
-                .collect();
-            let chen = self.fit_chen(st)?;
-            let names: Vec<String> =
-                methods.iter().map(|(m, _)| format!("{}{file_suffix}-{st}", m.name())).collect();
-            let mut writers: Vec<HeatmapWriter> = names
-                .iter()
-                .map(|name| HeatmapWriter::create(&self.stage.dir, name))
-                .collect::<Result<_, _>>()?;
-            let mut columns: Vec<Vec<String>> = vec![Vec::new(); methods.len()];
-            let mut gallery = crate::gallery::Gallery::default();
-            for (chunk_i, chunk) in self.images.chunks(c.batch_size).enumerate() {
-                let batch = load_batch(&data.dataset, chunk, &self.resolved().transform, 0)?;
-                let x = input_tensor(&batch, self.job.device);
-                let queries: Vec<Query<'_>> = batch
-                    .ids
-                    .iter()
-                    .zip(&batch.labels)
-                    .map(|(&id, &label)| {
-                        let row = table.row_of(id).context("embedded image")?;
-                        Ok(Query { id, label, embedding: table.row(row) })
-                    })
-                    .collect::<Result<_>>()?;
-                let proxies = bank.batch(&specs, &queries)?;
-                let hidden = ProgressBar::hidden();
-                let mut cam_outs =
-                    embcam_cam::explain_many(self.net, x.clone(), &proxies, &cams, &opts, &hidden)?
-                        .into_iter();
-                let outs: Vec<CamOutput> = methods
-                    .iter()
-                    .map(|(_, e)| match (e, &chen) {
-                        (Explainer::Cam(_), _) => cam_outs.next().context("one output per method"),
-                        (Explainer::Chen { .. }, Some(w)) => {
-                            Ok(w.explain(self.net, x.clone(), &batch.ids, &hidden)?)
-                        }
-                        (Explainer::Chen { .. }, None) => {
-                            bail!("Chen et al.'s weights are missing")
-                        }
-                    })
-                    .collect::<Result<_>>()?;
-                for (i, ((name, e), out)) in methods.iter().zip(&outs).enumerate() {
-                    writers[i].append(&out.maps)?;
-                    columns[i].clone_from(&out.maps.columns);
-                    for w in &out.warnings {
-                        let msg = format!("{name}{}: {w}", self.suffix);
-                        if !explained.warnings.contains(&msg) {
-                            explained.warnings.push(msg);
-                        }
-                    }
-                    for b in 0..batch.len() {
-                        let row = chunk_i * c.batch_size + b;
-                        let (Some(t), Some(img)) = (gallery_truths.get(row), originals.get(row))
-                        else {
-                            continue;
-                        };
-                        let shown = if e.is_target_free() { 1 } else { c.proxies.len() };
-                        for p in 0..shown {
-                            let map = out.maps.to_original(b, p, &batch.geometries[b], 0.0);
-                            let style = embcam_cam::OverlayStyle::default();
-                            let tile = embcam_cam::overlay(
-                                img,
-                                &map,
-                                Some(&t.bbox),
-                                t.mask.as_ref(),
-                                &style,
-                            )?;
-                            let column = if e.is_target_free() { "-" } else { c.proxies[p].name() };
-                            gallery.push(row, t.id, name.name(), column, tile);
-                        }
-                    }
-                }
-                pb.inc(batch.len() as u64);
-            }
-            for w in writers {
-                w.finish()?;
-            }
-            for (((m, e), name), cols) in methods.iter().zip(names).zip(columns) {
-                explained.sets.push(HeatmapSet {
-                    source: format!("{m}{}", self.suffix),
-                    stage: st.clone(),
-                    columns: match e {
-                        Explainer::Cam(_) => c.proxies.iter().map(|p| p.to_string()).collect(),
-                        Explainer::Chen { .. } => cols,
-                    },
-                    target_free: e.is_target_free(),
-                    trained: self.suffix.is_empty(),
-                    file: format!("{name}.npy"),
-                });
-            }
-            gallery.write(&self.stage.dir, &format!("gallery-{st}"), 160)?;
+            self.explain_stage(st, &table, &bank, &originals, explained, &|n| pb.inc(n))?;
         }
         pb.finish_and_clear();
         Ok(())
+    }
+
+    /// `""`, or `_(untrained)`: the file names' suffix.
+    fn file_suffix(&self) -> String {
+        self.suffix.replace(' ', "_")
+    }
+
+    /// The gallery's images: the first `cam.gallery` of the trained network (none of the
+    /// untrained one), with their ground truth.
+    fn originals(&self) -> Result<Vec<(ImageTruth, image::RgbImage)>> {
+        let data = self.job.data;
+        let n = if self.suffix.is_empty() { self.job.exp.file.cam.gallery } else { 0 };
+        self.images[..n.min(self.images.len())]
+            .iter()
+            .map(|&k| {
+                let t = data.truth(k)?;
+                let rec = data.dataset.image(t.id).context("known image")?;
+                let img = embcam_cub::load::decode_rgb(&data.dataset.image_path(rec), t.id)?;
+                Ok((t, img))
+            })
+            .collect()
+    }
+
+    /// One stage: every method's maps of every image into `<method>[suffix]-<stage>.npy`, a
+    /// gallery of the first images, and the sets and warnings into `explained`.
+    fn explain_stage(
+        &self,
+        st: &str,
+        table: &Embeddings,
+        bank: &ProxyBank,
+        originals: &[(ImageTruth, image::RgbImage)],
+        explained: &mut Explained,
+        progress: &dyn Fn(u64),
+    ) -> Result<()> {
+        let (c, data) = (&self.job.exp.file.cam, self.job.data);
+        let methods = &self.resolved().methods;
+        embcam_cam::check_stage(self.net, st)?;
+        let chen = self.fit_chen(st)?;
+        let names: Vec<String> = methods
+            .iter()
+            .map(|(m, _)| format!("{}{}-{st}", m.name(), self.file_suffix()))
+            .collect();
+        let mut writers: Vec<HeatmapWriter> = names
+            .iter()
+            .map(|name| HeatmapWriter::create(&self.stage.dir, name))
+            .collect::<Result<_, _>>()?;
+        let mut columns: Vec<Vec<String>> = vec![Vec::new(); methods.len()];
+        let mut gallery = crate::gallery::Gallery::default();
+        for (chunk_i, chunk) in self.images.chunks(c.batch_size).enumerate() {
+            let batch = load_batch(&data.dataset, chunk, &self.resolved().transform, 0)?;
+            let outs = self.maps(st, &batch, table, bank, chen.as_ref())?;
+            for (i, ((name, e), out)) in methods.iter().zip(&outs).enumerate() {
+                writers[i].append(&out.maps)?;
+                columns[i].clone_from(&out.maps.columns);
+                for w in &out.warnings {
+                    let msg = format!("{name}{}: {w}", self.suffix);
+                    if !explained.warnings.contains(&msg) {
+                        explained.warnings.push(msg);
+                    }
+                }
+                // The gallery rows of this batch: every proxy column (one for target-free maps).
+                for b in 0..batch.len() {
+                    let row = chunk_i * c.batch_size + b;
+                    let Some((t, img)) = originals.get(row) else { continue };
+                    let shown = if e.is_target_free() { 1 } else { c.proxies.len() };
+                    for p in 0..shown {
+                        let map = out.maps.to_original(b, p, &batch.geometries[b], 0.0);
+                        let style = embcam_cam::OverlayStyle::default();
+                        let tile =
+                            embcam_cam::overlay(img, &map, Some(&t.bbox), t.mask.as_ref(), &style)?;
+                        let column = if e.is_target_free() { "-" } else { c.proxies[p].name() };
+                        gallery.push(row, t.id, name.name(), column, tile);
+                    }
+                }
+            }
+            progress(batch.len() as u64);
+        }
+        for w in writers {
+            w.finish()?;
+        }
+        for (((m, e), name), cols) in methods.iter().zip(names).zip(columns) {
+            explained.sets.push(HeatmapSet {
+                source: format!("{m}{}", self.suffix),
+                stage: st.to_string(),
+                columns: match e {
+                    Explainer::Cam(_) => c.proxies.iter().map(|p| p.to_string()).collect(),
+                    Explainer::Chen { .. } => cols,
+                },
+                target_free: e.is_target_free(),
+                trained: self.suffix.is_empty(),
+                file: format!("{name}.npy"),
+            });
+        }
+        gallery.write(&self.stage.dir, &format!("gallery-{st}"), 160)
+    }
+
+    /// Every method's maps of one batch at stage `st`, in the order of `cam.methods`: the CAM
+    /// methods in one pass over the proxies' target, Chen et al. from its fitted weights.
+    fn maps(
+        &self,
+        st: &str,
+        batch: &Batch,
+        table: &Embeddings,
+        bank: &ProxyBank,
+        chen: Option<&ChenWeights>,
+    ) -> Result<Vec<CamOutput>> {
+        let resolved = self.resolved();
+        let x = input_tensor(batch, self.job.device);
+        let queries: Vec<Query<'_>> = batch
+            .ids
+            .iter()
+            .zip(&batch.labels)
+            .map(|(&id, &label)| {
+                let row = table.row_of(id).context("embedded image")?;
+                Ok(Query { id, label, embedding: table.row(row) })
+            })
+            .collect::<Result<_>>()?;
+        let specs: Vec<ProxySpec> = resolved.proxies.iter().map(|(_, s)| *s).collect();
+        let proxies = bank.batch(&specs, &queries)?;
+        let mut opts = CamOptions::new(st);
+        opts.target = resolved.target.clone();
+        opts.closed_form = resolved.closed_form;
+        let cams: Vec<Method> = resolved
+            .methods
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Explainer::Cam(m) => Some(*m),
+                Explainer::Chen { .. } => None,
+            })
+            .collect();
+        let hidden = ProgressBar::hidden();
+        let mut cam_outs =
+            embcam_cam::explain_many(self.net, x.clone(), &proxies, &cams, &opts, &hidden)?
+                .into_iter();
+        resolved
+            .methods
+            .iter()
+            .map(|(_, e)| match (e, chen) {
+                (Explainer::Cam(_), _) => cam_outs.next().context("one output per method"),
+                (Explainer::Chen { .. }, Some(w)) => {
+                    Ok(w.explain(self.net, x.clone(), &batch.ids, &hidden)?)
+                }
+                (Explainer::Chen { .. }, None) => bail!("Chen et al.'s weights are missing"),
+            })
+            .collect()
     }
 
     /// Chen et al.'s weights at stage `st`, fitted on the training split (when listed).
