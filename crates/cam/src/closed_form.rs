@@ -1,5 +1,5 @@
 //! The closed form for heads that are global average pooling → linear (→ L2), at the last stage
-//! (DESIGN.md, "Closed form for GAP + linear (+L2) heads").
+//! (docs/method.md, "The closed form for GAP → linear (→ L2) heads").
 //!
 //! With `ā_k = (1/Z) Σ_ij A^k_ij` (Z = h·w) and `z = W ā + b`, every location of channel `k`
 //! reaches `z` through the same weight, so `∂s/∂A^k_ij = (Wᵀ g)_k / Z` is constant over `(i, j)`,

@@ -1,4 +1,4 @@
-//! EmbeddingCAM: Grad-CAM on an embedding target (DESIGN.md, "Method"), and the driver that runs
+//! EmbeddingCAM: Grad-CAM on an embedding target (docs/method.md, "EmbeddingCAM"), and the driver that runs
 //! every method of the family on a batch.
 //!
 //! For image `x`, stage activation `A = f_stage(x)` (`[K, h, w]`, `Z = h·w`) and proxy `p`:

@@ -117,7 +117,7 @@ pub fn max_normalize(map: &[f32]) -> Vec<f32> {
 #[derive(Clone, Debug, PartialEq)]
 pub enum CamWarning {
     /// Single point proxy on the L2-normalised embedding: `∂(y·p)/∂z = (p − (y·p) y)/‖z‖`
-    /// vanishes at `p = y`, so the map is zero up to rounding (DESIGN.md, target score).
+    /// vanishes at `p = y`, so the map is zero up to rounding (docs/method.md, "The target score").
     SinglePointOnNormalized {
         /// The method.
         method: String,

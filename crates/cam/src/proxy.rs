@@ -1,4 +1,4 @@
-//! Proxies: the vectors `p` that targets compare embeddings with (DESIGN.md, "Proxies"), and where
+//! Proxies: the vectors `p` that targets compare embeddings with (docs/method.md, "Proxies"), and where
 //! each one came from.
 //!
 //! - normalized mean: `p_c = normalize(Σ_{i∈S_c} normalize(e_i))` over the proxy set's images of

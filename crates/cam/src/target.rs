@@ -1,5 +1,5 @@
 //! Targets: what EmbeddingCAM differentiates. A target turns a batch of embeddings and one proxy
-//! per row into one score per row (DESIGN.md, "Method", target score).
+//! per row into one score per row (docs/method.md, "The target score").
 //!
 //! The embedding `e` is either the network's output before L2 normalisation (`z`, the default:
 //! the paper differentiates the network's output) or after it (`y = z/‖z‖`). The similarity is
@@ -193,7 +193,7 @@ impl Target {
         }
     }
 
-    /// `g = ∂s/∂z` without a backward pass through the network (DESIGN.md, closed form):
+    /// `g = ∂s/∂z` without a backward pass through the network (docs/method.md, the closed form):
     /// on `z`, `g = ∂s/∂e`; on `y = z/‖z‖`, `g = (h − (y·h) y)/‖z‖` with `h = ∂s/∂y` (for the
     /// dot product, `g = (p − (y·p) y)/‖z‖`). A closure is differentiated by autodiff on `e`
     /// alone (a graph of two `[N, d]` tensors, no network); a closure that ignores `e` has a zero

@@ -1,4 +1,4 @@
-//! The reduction (DESIGN.md): for a classifier `Y = W y + b`, Grad-CAM from `∂Y_c/∂A` equals
+//! The reduction (docs/method.md): for a classifier `Y = W y + b`, Grad-CAM from `∂Y_c/∂A` equals
 //! EmbeddingCAM on the penultimate features with proxy `w_c`; and a one-hot proxy on the logits is
 //! the same statement.
 

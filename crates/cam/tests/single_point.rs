@@ -1,4 +1,4 @@
-//! The single point proxy (DESIGN.md): on `z` the map is the same detached or not (after max
+//! The single point proxy (docs/method.md): on `z` the map is the same detached or not (after max
 //! normalisation); on `y = z/‖z‖` it is zero up to rounding, and the result carries a warning.
 //! A zero gradient gives a zero map, never NaN.
 

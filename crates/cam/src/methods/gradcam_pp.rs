@@ -12,7 +12,7 @@
 use burn::tensor::Tensor;
 
 /// ε in the denominator of Grad-CAM++'s `a^k_ij`: pytorch-grad-cam's `eps = 0.000001`
-/// (`pytorch_grad_cam/grad_cam_plusplus.py`, 1.5.x and master), the reference DESIGN.md names.
+/// (`pytorch_grad_cam/grad_cam_plusplus.py`, 1.5.x and master), the reference docs/method.md names.
 pub const EPS: f32 = 1e-6;
 
 /// The channel weights `w_k = Σ_ij a^k_ij · ReLU(G^k_ij)` (formula in the module header):

@@ -1,5 +1,5 @@
 //! The head shared by every backbone: global average pooling → linear → optional L2
-//! normalisation (DESIGN.md, "Closed form for GAP + linear (+L2) heads").
+//! normalisation (docs/method.md, "The closed form for GAP → linear (→ L2) heads").
 
 use burn::module::Module;
 use burn::nn::Linear;
