@@ -75,18 +75,6 @@ pub struct DegenerateCounts {
     pub empty_masks: usize,
     /// Images without a mask (not degenerate, but outside the mask metrics).
     pub missing_masks: usize,
-    /// Images without a visible part, or with an all-zero map, outside part pointing.
-    pub no_part_peak: usize,
-}
-
-/// Part pointing over a split.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PartPointing {
-    /// `(part id, number of images whose peak is nearest to it)`, by part id.
-    pub nearest_counts: Vec<(u32, usize)>,
-    /// Rate at which the nearest part is the image's discriminative part (over images that name
-    /// one).
-    pub discriminative: Option<Summary>,
 }
 
 /// Every metric of one map source (a CAM method, or a baseline) over a split.
@@ -120,8 +108,6 @@ pub struct Report {
     pub pointing_box: Summary,
     /// Pointing game, mask.
     pub pointing_mask: Option<Summary>,
-    /// Part pointing; `None` when no image has a visible part.
-    pub part_pointing: Option<PartPointing>,
 }
 
 /// Aggregate per-image scores (made with `cfg`) of one map source into a [`Report`].
@@ -170,19 +156,6 @@ pub fn summarize(
     }
     let maxboxacc = boxes.finish().ok_or(EvalError::NoImages)?;
 
-    let mut nearest_counts: Vec<(u32, usize)> = Vec::new();
-    for part in scores.iter().filter_map(|s| s.nearest_part) {
-        match nearest_counts.iter_mut().find(|(p, _)| *p == part) {
-            Some((_, c)) => *c += 1,
-            None => nearest_counts.push((part, 1)),
-        }
-    }
-    nearest_counts.sort_unstable();
-    let part_pointing = (!nearest_counts.is_empty()).then(|| PartPointing {
-        nearest_counts,
-        discriminative: some(&|s| s.discriminative_hit.map(|h| f64::from(u8::from(h)))),
-    });
-
     let count = |f: &dyn Fn(&ImageScores) -> bool| scores.iter().filter(|s| f(s)).count();
     Ok(Report {
         source: source.to_string(),
@@ -192,7 +165,6 @@ pub fn summarize(
             clipped_boxes: count(&|s| s.clipped_box),
             empty_masks: count(&|s| s.empty_mask),
             missing_masks: count(&|s| s.mask_ratio.is_none() && !s.empty_mask),
-            no_part_peak: count(&|s| s.nearest_part.is_none()),
         },
         box_ratio,
         box_area_ratio,
@@ -205,7 +177,6 @@ pub fn summarize(
         pxap: pixels.pxap(),
         pointing_box,
         pointing_mask: some(&|s| s.pointing_mask),
-        part_pointing,
     })
 }
 

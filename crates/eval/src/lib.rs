@@ -34,7 +34,7 @@ pub mod sanity;
 pub mod score;
 pub mod threshold;
 
-pub use aggregate::{DegenerateCounts, PartPointing, Report, Summary, summarize};
+pub use aggregate::{DegenerateCounts, Report, Summary, summarize};
 pub use baselines::{BaselineMap, centre_gaussian, uniform_random};
 pub use error::EvalError;
 pub use faithfulness::{

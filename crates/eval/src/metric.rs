@@ -29,8 +29,6 @@ pub enum Metric {
     PointingBox,
     /// Pointing game against the mask.
     PointingMask,
-    /// Whether the part nearest the peak is the class's discriminative part (SynthCUB).
-    PartHit,
     /// The map was all zero (0/1), scored as uniform.
     ZeroMap,
     /// Area under the deletion curve of the similarity to the class proxy.
@@ -54,7 +52,7 @@ pub enum Level {
 
 impl Metric {
     /// The per-image metrics, in the column order of the data files.
-    pub const PER_IMAGE: [Metric; 12] = [
+    pub const PER_IMAGE: [Metric; 11] = [
         Metric::BoxRatio,
         Metric::BoxAreaRatio,
         Metric::MaskRatio,
@@ -63,7 +61,6 @@ impl Metric {
         Metric::LocAcc,
         Metric::PointingBox,
         Metric::PointingMask,
-        Metric::PartHit,
         Metric::ZeroMap,
         Metric::DeletionAuc,
         Metric::InsertionAuc,
@@ -73,8 +70,8 @@ impl Metric {
     pub const SPLIT: [Metric; 2] = [Metric::MaxBoxAccV2, Metric::Pxap];
 
     /// Every metric: per-image, then split-level.
-    pub const ALL: [Metric; 14] = {
-        let mut all = [Metric::BoxRatio; 14];
+    pub const ALL: [Metric; 13] = {
+        let mut all = [Metric::BoxRatio; 13];
         let mut i = 0;
         while i < all.len() {
             let n = Metric::PER_IMAGE.len();
@@ -85,7 +82,7 @@ impl Metric {
     };
 
     /// The summary table's metric columns, in order (the others are in the data files only).
-    pub const TABLE: [Metric; 11] = [
+    pub const TABLE: [Metric; 10] = [
         Metric::BoxRatio,
         Metric::BoxAreaRatio,
         Metric::MaskRatio,
@@ -94,7 +91,6 @@ impl Metric {
         Metric::MaxBoxAccV2,
         Metric::Pxap,
         Metric::PointingMask,
-        Metric::PartHit,
         Metric::DeletionAuc,
         Metric::InsertionAuc,
     ];
@@ -113,7 +109,6 @@ impl Metric {
             Metric::LocAcc => "loc_acc",
             Metric::PointingBox => "pointing_box",
             Metric::PointingMask => "pointing_mask",
-            Metric::PartHit => "part_hit",
             Metric::ZeroMap => "zero_map",
             Metric::DeletionAuc => "deletion_auc",
             Metric::InsertionAuc => "insertion_auc",
@@ -133,7 +128,6 @@ impl Metric {
             Metric::LocAcc => "loc. acc.",
             Metric::PointingBox => "pointing (box)",
             Metric::PointingMask => "pointing (mask)",
-            Metric::PartHit => "part hit",
             Metric::ZeroMap => "zero maps",
             Metric::DeletionAuc => "deletion AUC",
             Metric::InsertionAuc => "insertion AUC",
@@ -163,8 +157,8 @@ impl Metric {
         }
     }
 
-    /// An image's value; `None` where the metric does not apply (no mask, no discriminative part,
-    /// no faithfulness curves, a split-level metric). Booleans are 0/1, so a mean is a rate.
+    /// An image's value; `None` where the metric does not apply (no mask, no faithfulness
+    /// curves, a split-level metric). Booleans are 0/1, so a mean is a rate.
     pub fn of_image(self, s: &ImageScores, faith: Option<&FaithfulnessScores>) -> Option<f64> {
         let rate = |x: bool| f64::from(u8::from(x));
         match self {
@@ -176,7 +170,6 @@ impl Metric {
             Metric::LocAcc => Some(rate(s.loc_hit)),
             Metric::PointingBox => Some(s.pointing_box),
             Metric::PointingMask => s.pointing_mask,
-            Metric::PartHit => s.discriminative_hit.map(rate),
             Metric::ZeroMap => Some(rate(s.zero_map)),
             Metric::DeletionAuc => faith.map(|f| f.deletion.similarity_auc),
             Metric::InsertionAuc => faith.map(|f| f.insertion.similarity_auc),

@@ -39,9 +39,9 @@
 //! [`score_parts`] runs them all on one image ([`PartInput`]); [`summarize_parts`] aggregates
 //! a map source's images into a [`PartReport`].
 //!
-//! These replace part pointing by the nearest keypoint ([`crate::pointing::nearest_part`]),
-//! which a uniform random map wins (its peak falls off the bird, where the nearest keypoint is
-//! as often the discriminative one as not) and which never credits the wing of a bird facing
+//! These replace the former "part hit" (the keypoint nearest the peak is the discriminative part),
+//! which a uniform random map won (its peak falls off the bird, where the nearest keypoint is
+//! as often the discriminative one as not) and which never credited the wing of a bird facing
 //! left (part 13, not 9).
 
 use embcam_cub::synth::PartLabels;

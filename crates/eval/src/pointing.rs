@@ -1,6 +1,6 @@
 //! Pointing game (Zhang et al., "Top-down Neural Attention by Excitation Backprop", ECCV 2016)
-//! against the box and the mask, with an optional tolerance, and part pointing on CUB's 15
-//! keypoints (the latter deprecated: see [`nearest_part`]).
+//! against the box and the mask, with an optional tolerance. Part-level pointing on SynthCUB's
+//! exact part regions is [`crate::parts`].
 //!
 //! **The rule (DESIGN.md, "Pointing game").** An image scores whether `argmax H` hits, and tied
 //! maxima count fractionally: with `P = {p : H(p) = max H}` (exact equality) the score is
@@ -8,14 +8,13 @@
 //! score is the expected hit of an argmax drawn uniformly among them, so no tie-breaking order
 //! (row-major first, say) favours a region. An all-zero map (scored as uniform, every pixel a peak)
 //! scores the fraction of pixels that hit — at zero tolerance exactly the region's area ratio, what
-//! a uniformly random guess scores. Part pointing needs one point and uses the first peak in
-//! row-major order.
+//! a uniformly random guess scores.
 //!
 //! **Tolerance** `r` (pixels, default 0): a peak `p` hits the mask when some foreground pixel `q`
 //! has `‖p − q‖ ≤ r` (pixel centres, Euclidean); it hits the box when its centre lies in the box
 //! ([`BBox::contains_pixel`]) or within distance `r` of it.
 
-use embcam_cub::{BBox, PartLoc};
+use embcam_cub::BBox;
 
 /// All indices where `values` equals `max`, row-major.
 pub fn peaks(values: &[f32], max: f32) -> Vec<usize> {
@@ -133,23 +132,6 @@ fn envelope(f: &[f64], d: &mut [f64], v: &mut [usize], z: &mut [f64]) {
     }
 }
 
-/// The visible part nearest to the centre of peak pixel `(i, j)`: `(part_id, distance)`. Ties go
-/// to the smaller part id; `None` when no part is visible.
-///
-/// **Deprecated as a metric** (issue 12): "the nearest part is the discriminative part" rewards
-/// peaks off the bird — a uniform random map beats every method on it — and never credits the
-/// wing of a bird facing left (part 13, where the class table says 9). Score part-level ground
-/// truth with [`crate::parts`] instead (discriminative-part mass and peak hit on exact part
-/// regions). Kept until the runner stops reporting `part_hit`.
-pub fn nearest_part(i: u32, j: u32, parts: &[PartLoc]) -> Option<(u32, f64)> {
-    let (cx, cy) = (f64::from(i) + 0.5, f64::from(j) + 0.5);
-    parts
-        .iter()
-        .filter(|p| p.visible)
-        .map(|p| (p.part_id, (f64::from(p.x) - cx).hypot(f64::from(p.y) - cy)))
-        .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -206,20 +188,5 @@ mod tests {
             assert_eq!(got, brute, "pixel {p}");
         }
         assert!(squared_distance_to_foreground(&[false; 6], 3, 2).iter().all(|&d| d > 1e19));
-    }
-
-    #[test]
-    fn nearest_visible_part() {
-        let part = |part_id, x, y, visible| PartLoc { part_id, x, y, visible };
-        // Peak pixel (10, 10), centre (10.5, 10.5). Beak (2) at distance 5 (3-4-5), crown (5)
-        // invisible at the same spot as the peak, tail (14) at distance 5 too → tie → beak.
-        let parts = [
-            part(5, 10.5, 10.5, false),
-            part(14, 15.5, 10.5, true),
-            part(2, 13.5, 14.5, true),
-            part(7, 30.0, 30.0, true),
-        ];
-        assert_eq!(nearest_part(10, 10, &parts), Some((2, 5.0)));
-        assert_eq!(nearest_part(10, 10, &parts[..1]), None);
     }
 }

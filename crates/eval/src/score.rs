@@ -1,4 +1,4 @@
-//! Per-image scoring: one heatmap against one image's box, mask and parts, every metric at once;
+//! Per-image scoring: one heatmap against one image's box and mask, every metric at once;
 //! and the parallel loop over a split.
 
 use embcam_cub::{BBox, DEFAULT_MASK_THRESHOLD, Mask, PartLoc};
@@ -34,9 +34,10 @@ pub struct ImageTruth {
     pub bbox: BBox,
     /// Soft segmentation mask, when the segmentations are available.
     pub mask: Option<Mask>,
-    /// Part annotations (invisible ones are ignored).
+    /// Part annotations (invisible ones are ignored); not scored here (part-level ground truth
+    /// is [`crate::parts`], on SynthCUB's exact part regions).
     pub parts: Vec<PartLoc>,
-    /// The part that tells this image's class apart (SynthCUB knows it), for part pointing.
+    /// The part that tells this image's class apart (SynthCUB knows it); not scored here.
     pub discriminative_part: Option<u32>,
 }
 
@@ -102,8 +103,7 @@ impl EvalConfig {
     }
 }
 
-/// Every per-image number; `None` where a metric does not apply (no mask, an empty mask, no
-/// visible part, no discriminative part given).
+/// Every per-image number; `None` where a metric does not apply (no mask, an empty mask).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageScores {
     /// Image id.
@@ -135,14 +135,6 @@ pub struct ImageScores {
     pub pointing_mask: Option<f64>,
     /// The first peak `(x, y)` in row-major order.
     pub peak: (u32, u32),
-    /// The visible part nearest to the peak (`None` for an all-zero map). Deprecated with
-    /// [`pointing::nearest_part`]: use [`crate::parts`].
-    pub nearest_part: Option<u32>,
-    /// Distance from the peak's centre to that part, pixels.
-    pub nearest_part_distance: Option<f64>,
-    /// Whether the nearest part is the discriminative part. **Deprecated** (a uniform random map
-    /// wins it; [`pointing::nearest_part`]): use [`crate::parts::discriminative_part`].
-    pub discriminative_hit: Option<bool>,
     /// Per-τ results: `largest_iou` on the max-normalised map (the localisation curve), `hits`
     /// on Choe et al.'s min–max normalised map (MaxBoxAccV2).
     pub sweep: ThresholdSweep,
@@ -223,8 +215,6 @@ pub fn score_image(
     let pointing_mask = fg.as_ref().map(|fg| pointing::pointing_mask(&peaks, fg, w, h, tol));
     let first = peaks.first().copied().unwrap_or(0);
     let peak = ((first % w as usize) as u32, (first / w as usize) as u32);
-    let nearest =
-        if max > 0.0 { pointing::nearest_part(peak.0, peak.1, &truth.parts) } else { None };
 
     Ok(ImageScores {
         id,
@@ -241,11 +231,6 @@ pub fn score_image(
         pointing_box,
         pointing_mask,
         peak,
-        nearest_part: nearest.map(|(part, _)| part),
-        nearest_part_distance: nearest.map(|(_, d)| d),
-        discriminative_hit: truth
-            .discriminative_part
-            .and_then(|d| nearest.map(|(part, _)| part == d)),
         sweep,
         pxap,
     })

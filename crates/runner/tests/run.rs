@@ -460,7 +460,6 @@ fn metrics_csv_rows_are_the_eval_crates_scores() {
             ("loc_acc", rate(s.loc_hit)),
             ("pointing_box", Some(s.pointing_box)),
             ("pointing_mask", s.pointing_mask),
-            ("part_hit", s.discriminative_hit.and_then(rate)),
             ("zero_map", rate(s.zero_map)),
             ("deletion_auc", None),
             ("insertion_auc", None),

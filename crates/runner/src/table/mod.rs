@@ -274,7 +274,8 @@ mod tests {
         let mut values = [None; Metric::PER_IMAGE.len()];
         values[0] = Some(box_ratio);
         values[1] = Some(0.25);
-        values[9] = Some(zero as u8 as f64);
+        let zero_map = Metric::PER_IMAGE.iter().position(|&m| m == Metric::ZeroMap);
+        values[zero_map.expect("zero_map is per-image")] = Some(zero as u8 as f64);
         Row { key: k.clone(), seed, image_id: id, values }
     }
 
