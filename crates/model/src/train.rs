@@ -12,7 +12,7 @@
 //! The library never prints: progress goes to the caller's [`ProgressBar`] (message: loss, share
 //! of active triplets, images/s), and each epoch's [`EpochReport`] to the caller's callback.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,6 +25,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 use embcam_cub::Dataset;
 use embcam_cub::load::{BatchLoader, EvalTransform, TrainTransform, Transform};
 use indicatif::ProgressBar;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
@@ -154,6 +157,12 @@ pub struct TrainConfig {
     /// The random crop's area as a fraction of the image, `[min, max]` (torchvision's `scale`).
     #[serde(default = "default_crop_scale")]
     pub crop_scale: [f32; 2],
+    /// Adebayo et al.'s data randomisation test: train on the training images with their labels
+    /// permuted (seeded by `seed`; class sizes kept), so the network can only memorise. Validation
+    /// still uses the true labels. Left out of the serialised config when off, so the stage keys
+    /// of existing experiments do not change.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shuffle_labels: bool,
     /// Batch size for validation embeddings.
     pub eval_batch_size: usize,
     /// The seed of weights, batches and augmentation.
@@ -361,6 +370,16 @@ pub fn validate(
     Ok(ValMetrics { recall_at: scores.recall_at, map_at_r: scores.map_at_r })
 }
 
+/// The labels the training images are trained with, given their classes in `data.train`'s
+/// order: the classes, or, with `shuffle = Some(seed)`, the same labels permuted among the images
+/// (class sizes kept).
+fn training_labels(mut labels: Vec<u32>, shuffle: Option<u64>) -> Vec<u32> {
+    if let Some(seed) = shuffle {
+        labels.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x5AFF1E));
+    }
+    labels
+}
+
 /// One epoch's P×K batches as indices into the dataset. The sampler indexes the training split
 /// (`train[i]` is its i-th image): mapping back matters wherever the training images are not the
 /// dataset's first ones (the official split, subsets).
@@ -388,7 +407,10 @@ pub fn train(
     let train_classes = check(cfg, data)?;
     let class_index: BTreeMap<u32, u32> =
         train_classes.iter().enumerate().map(|(i, &c)| (c, i as u32)).collect();
-    let labels: Vec<u32> = data.train.iter().map(|&i| data.dataset.images[i].class_id).collect();
+    let classes = data.train.iter().map(|&i| data.dataset.images[i].class_id).collect();
+    let labels = training_labels(classes, cfg.shuffle_labels.then_some(cfg.seed));
+    // The label each training image is trained with, by dataset index.
+    let label_of: HashMap<usize, u32> = data.train.iter().copied().zip(labels.iter().copied()).collect();
     let sampler = PkSampler::new(&labels, cfg.classes_per_batch, cfg.images_per_class)?;
     let steps_per_epoch = sampler.epoch(cfg.seed, 0).len();
     if steps_per_epoch == 0 {
@@ -442,6 +464,8 @@ pub fn train(
     while state.epochs_done < cfg.epochs {
         let epoch = state.epochs_done; // 0-based
         let batches = epoch_batches(&sampler, &data.train, cfg.seed, epoch as u64);
+        let batch_labels: Vec<Vec<u32>> =
+            batches.iter().map(|b| b.iter().map(|i| label_of[i]).collect()).collect();
         progress.set_length(batches.len() as u64);
         progress.set_position(0);
         progress.set_prefix(format!("epoch {}/{}", epoch + 1, cfg.epochs));
@@ -449,7 +473,8 @@ pub fn train(
         let (mut loss_sum, mut active_sum, mut images, mut lr) = (0.0, 0.0, 0usize, base_lr);
         let start = Instant::now();
         for (i, batch) in loader.enumerate() {
-            let batch = batch?;
+            let mut batch = batch?;
+            batch.labels.clone_from(&batch_labels[i]);
             let (b, h, w) = (batch.len(), batch.height as usize, batch.width as usize);
             lr = cfg.schedule.lr(base_lr, epoch, epoch * steps_per_epoch + i, total_steps);
             let x = Tensor::<4>::from_data(TensorData::new(batch.pixels, [b, 3, h, w]), &ad);
@@ -551,5 +576,21 @@ mod tests {
             classes.dedup();
             assert_eq!(classes.len(), 3, "{b:?}");
         }
+    }
+
+    #[test]
+    fn shuffled_labels_keep_class_sizes_and_depend_only_on_the_seed() {
+        let classes: Vec<u32> = (0..60).map(|i| 1 + i / 6).collect(); // 10 classes × 6
+        assert_eq!(training_labels(classes.clone(), None), classes);
+        let a = training_labels(classes.clone(), Some(3));
+        assert_eq!(a, training_labels(classes.clone(), Some(3)), "not deterministic");
+        assert_ne!(a, training_labels(classes.clone(), Some(4)), "the seed is ignored");
+        let mut sorted = a.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, classes, "class sizes changed");
+        // A permutation of 60 labels that kept most images' own class would not randomise:
+        // by chance about 1/10 of them keep it.
+        let kept = a.iter().zip(&classes).filter(|(x, y)| x == y).count();
+        assert!(kept < 20, "{kept} of 60 images kept their class");
     }
 }

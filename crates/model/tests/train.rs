@@ -48,6 +48,7 @@ fn config(epochs: usize, widths: [usize; 4], input_size: u32) -> TrainConfig {
         input_size,
         augment: false,
         crop_scale: [0.35, 1.0],
+        shuffle_labels: false,
         eval_batch_size: 32,
         seed: 11,
         pretrained: None,

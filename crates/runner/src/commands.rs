@@ -117,6 +117,8 @@ fn synth(a: SynthArgs) -> Result<()> {
     }
     .config();
     let (root, seg) = (a.out.join("CUB_200_2011"), a.out.join("segmentations"));
+    // The same lock as a run's data stage: one generation into a folder at a time.
+    let _lock = crate::lock::acquire(&crate::lock::beside(&a.out), "SynthCUB generation")?;
     if !a.force && cfg.made_at(&a.out) {
         println!(
             "{} already holds this SynthCUB (same settings and seed); validating it",

@@ -9,6 +9,7 @@ mod commands;
 mod compare;
 mod config;
 mod gallery;
+mod lock;
 mod pipeline;
 mod plots;
 mod progress;

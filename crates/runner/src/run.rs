@@ -144,7 +144,8 @@ pub fn run(path: &Path, force: bool, until: Until) -> Result<Option<PathBuf>> {
     }
 
     let config_key = store::key_of(&(text.as_str(), env!("CARGO_PKG_VERSION")))?;
-    let run = store::run_dir(&exp_dir, &config_key)?;
+    // Held until the run folder is complete: no other process writes into it.
+    let (run, _held) = store::run_dir(&exp_dir, &config_key)?;
     write_atomic(&run.join("config.toml"), text.as_bytes())?;
     let resolved: Vec<String> = experiments
         .iter()

@@ -12,6 +12,8 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::lock::{self, Lock};
+
 /// Write `bytes` to `path` atomically: a temporary file in the same folder, then a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_with(path, |tmp| Ok(std::fs::write(tmp, bytes)?))
@@ -85,9 +87,12 @@ impl Stage {
     }
 }
 
-/// A fresh run folder `<exp_dir>/runs/<run-id>/`: `run-001`, `run-002`, …, never an existing one.
-/// An unfinished run of the same configuration (no `DONE`) is continued instead.
-pub fn run_dir(exp_dir: &Path, config_key: &str) -> Result<PathBuf> {
+/// A fresh run folder `<exp_dir>/runs/<run-id>/`: `run-001`, `run-002`, …, never an existing one,
+/// and held (its `LOCK`) until the returned [`Lock`] is dropped. The id is claimed by creating
+/// the folder (`create_dir`, which fails for all but one of several processes; the others take
+/// the next number), so concurrent runs never share one. An unfinished run of the same
+/// configuration (no `DONE`) whose process died is continued instead; one still running is not.
+pub fn run_dir(exp_dir: &Path, config_key: &str) -> Result<(PathBuf, Lock)> {
     let runs = exp_dir.join("runs");
     std::fs::create_dir_all(&runs).with_context(|| format!("creating {}", runs.display()))?;
     let mut last = 0;
@@ -98,15 +103,30 @@ pub fn run_dir(exp_dir: &Path, config_key: &str) -> Result<PathBuf> {
             last = last.max(n);
             let same = std::fs::read_to_string(path.join("CONFIG_KEY"))
                 .is_ok_and(|k| k.trim() == config_key);
-            if same && !path.join("DONE").exists() {
-                return Ok(path);
+            if same
+                && !path.join("DONE").exists()
+                && let Ok(lock) = lock::try_acquire(&path.join("LOCK"))?
+                // Finished between the look and the lock: not ours to write.
+                && !path.join("DONE").exists()
+            {
+                return Ok((path, lock));
             }
         }
     }
-    let dir = runs.join(format!("run-{:03}", last + 1));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    write_atomic(&dir.join("CONFIG_KEY"), format!("{config_key}\n").as_bytes())?;
-    Ok(dir)
+    for n in last + 1.. {
+        let dir = runs.join(format!("run-{n:03}"));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {
+                let lock = lock::try_acquire(&dir.join("LOCK"))?
+                    .map_err(|h| anyhow::anyhow!("{} was just created, yet {h}", dir.display()))?;
+                write_atomic(&dir.join("CONFIG_KEY"), format!("{config_key}\n").as_bytes())?;
+                return Ok((dir, lock));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
+        }
+    }
+    unreachable!("run numbers are unbounded")
 }
 
 #[cfg(test)]
@@ -116,15 +136,24 @@ mod tests {
     #[test]
     fn runs_are_never_reused_once_done() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let a = run_dir(tmp.path(), "k1").expect("run");
+        let (a, held) = run_dir(tmp.path(), "k1").expect("run");
         assert!(a.ends_with("runs/run-001"));
-        // Unfinished, same config: continued.
-        assert_eq!(run_dir(tmp.path(), "k1").expect("run"), a);
-        // Other config: a new run.
-        let b = run_dir(tmp.path(), "k2").expect("run");
+        // Unfinished, same config, but held by a running process: a new run.
+        let (b, held_b) = run_dir(tmp.path(), "k1").expect("run");
         assert!(b.ends_with("runs/run-002"));
+        write_atomic(&b.join("DONE"), b"").expect("write");
+        drop((held, held_b));
+        assert!(!a.join("LOCK").exists());
+        // Unfinished, same config, nobody holds it (its process died): continued.
+        let (again, held) = run_dir(tmp.path(), "k1").expect("run");
+        assert_eq!(again, a);
+        // Other config: a new run.
+        let (c, _held_c) = run_dir(tmp.path(), "k2").expect("run");
+        assert!(c.ends_with("runs/run-003"));
         write_atomic(&a.join("DONE"), b"").expect("write");
-        assert!(run_dir(tmp.path(), "k1").expect("run").ends_with("runs/run-003"));
+        drop(held);
+        let (d, _held_d) = run_dir(tmp.path(), "k1").expect("run");
+        assert!(d.ends_with("runs/run-004"), "{}", d.display());
     }
 
     #[test]

@@ -501,3 +501,56 @@ fn chen_runs_from_an_experiment_file() {
     assert_eq!(shape, "(8, 2, 2)");
     assert!(maps.iter().all(|v| v.is_finite()));
 }
+
+#[test]
+fn two_runs_started_at_once_share_each_stage_and_get_their_own_run_folders() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Nothing generated yet: both processes also race to generate the SynthCUB.
+    let exp = tiny(tmp.path(), "");
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_embcam"))
+            .args(["run", exp.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let outputs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    let texts: Vec<String> = outputs.iter().map(text).collect();
+    for (o, t) in outputs.iter().zip(&texts) {
+        assert!(o.status.success(), "{t}");
+    }
+    let both = texts.join("\n");
+    // Each stage computed by exactly one process and reused by the other.
+    for stage in ["train", "explain", "evaluate"] {
+        assert_eq!(both.matches(&format!("{stage}: computed")).count(), 1, "{stage}:\n{both}");
+        assert_eq!(both.matches(&format!("{stage}: reused")).count(), 1, "{stage}:\n{both}");
+    }
+    let folder =
+        |t: &str| t.lines().find_map(|l| l.strip_prefix("run folder: ")).unwrap().to_string();
+    let (ra, rb) = (folder(&texts[0]), folder(&texts[1]));
+    assert_ne!(ra, rb, "both processes wrote into one run folder");
+    let runs = tmp.path().join("results/tiny/runs");
+    let mut names: Vec<String> = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["run-001", "run-002"]);
+    for f in ["summary.md", "metrics.csv", "split_metrics.csv"] {
+        let read = |r: &str| std::fs::read(Path::new(r).join(f)).unwrap();
+        assert_eq!(read(&ra), read(&rb), "{f} differs between the two runs");
+    }
+    for r in [&ra, &rb] {
+        assert!(Path::new(r).join("DONE").is_file() && !Path::new(r).join("LOCK").exists());
+    }
+    // No lock and no half-generated dataset left behind.
+    let leftovers: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .chain(std::fs::read_dir(tmp.path().join("results/tiny/stages")).unwrap())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.') || n.ends_with(".lock"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

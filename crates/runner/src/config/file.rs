@@ -253,6 +253,10 @@ pub struct TrainSection {
     pub augment: bool,
     /// The random crop's area as a fraction of the image, `[min, max]`.
     pub crop_scale: [f32; 2],
+    /// Train on permuted labels (Adebayo et al.'s data randomisation test). Not serialised when
+    /// off, so existing stage keys stay.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub shuffle_labels: bool,
 }
 
 impl Default for TrainSection {
@@ -270,6 +274,7 @@ impl Default for TrainSection {
             schedule: ScheduleName::Cosine,
             augment: true,
             crop_scale: [0.35, 1.0],
+            shuffle_labels: false,
         }
     }
 }

@@ -126,6 +126,7 @@ pub fn resolve(exp: &Experiment, train_classes: usize) -> Resolved {
         input_size: d.image_size,
         augment: t.augment,
         crop_scale: t.crop_scale,
+        shuffle_labels: t.shuffle_labels,
         eval_batch_size: 32,
         seed: exp.seed,
         pretrained: m.pretrained.clone(),

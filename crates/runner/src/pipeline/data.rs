@@ -34,6 +34,12 @@ pub fn data(exp: &Experiment) -> Result<Data> {
         DatasetKind::Synth => {
             let s = d.synth.clone().unwrap_or_default();
             let cfg = s.config();
+            // Generated under a lock beside the folder: a second run waits, then reads it.
+            let _lock = if cfg.made_at(&d.path) {
+                None
+            } else {
+                Some(crate::lock::acquire(&crate::lock::beside(&d.path), "SynthCUB generation")?)
+            };
             if !cfg.made_at(&d.path) {
                 let listed = || {
                     std::fs::read_dir(&d.path)

@@ -60,6 +60,9 @@ impl Job<'_> {
     /// one (unless `--force`) is read back from its `file`, otherwise `compute` fills the folder
     /// and its result is written to `file` before the `DONE` marker. `resume` keeps what an
     /// interrupted run left in the folder (training resumes from its last checkpoint).
+    ///
+    /// The stage is locked while it is looked at and computed (`stages/<stage>-<key>.lock`,
+    /// [`crate::lock`]): a second process running the same stage waits, then reuses it.
     pub fn cached<T: Serialize + DeserializeOwned>(
         &self,
         name: &str,
@@ -69,6 +72,8 @@ impl Job<'_> {
         compute: impl FnOnce(&Stage) -> Result<T>,
     ) -> Result<Cached<T>> {
         let stage = Stage::new(self.exp_dir, name, inputs)?;
+        let _lock =
+            crate::lock::acquire(&stage.dir.with_extension("lock"), &format!("the {name} stage"))?;
         let path = stage.file(file);
         if stage.is_done() && !self.force {
             let value = read_json(&path)?;

@@ -55,6 +55,7 @@ const KEYS: &[&str] = &[
     "schedule",
     "augment",
     "crop_scale",
+    "shuffle_labels",
     "methods",
     "proxies",
     "stages",
