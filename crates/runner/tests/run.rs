@@ -554,3 +554,52 @@ fn two_runs_started_at_once_share_each_stage_and_get_their_own_run_folders() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn relative_paths_follow_the_experiment_file_not_the_working_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A project like this repository: a Cargo.toml at its root, experiments/ below it, relative
+    // `datasets/…` and `results` paths meaning the root's folders.
+    let project = tmp.path().join("project");
+    let folder = project.join("experiments");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(project.join("Cargo.toml"), "[workspace]\n").unwrap();
+    let exp = tiny(&folder, "");
+    let toml = std::fs::read_to_string(&exp).unwrap();
+    let toml = toml
+        .replace(&folder.join("data").display().to_string(), "datasets/synth")
+        .replace(&folder.join("results").display().to_string(), "results");
+    std::fs::write(&exp, toml).unwrap();
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let run_in = |cwd: &Path, file: &str| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_embcam"))
+            .args(["run", file])
+            .current_dir(cwd)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        text(&o)
+    };
+    let first = run_in(&project, "experiments/tiny.toml");
+    assert!(first.contains("train: computed"), "{first}");
+    let second = run_in(&elsewhere, "../project/experiments/tiny.toml");
+    for stage in ["train", "explain", "evaluate"] {
+        assert!(second.contains(&format!("{stage}: reused")), "{second}");
+    }
+    assert!(project.join("datasets/synth/CUB_200_2011").is_dir());
+    for run in ["run-001", "run-002"] {
+        assert!(project.join("results/tiny/runs").join(run).join("DONE").is_file());
+    }
+    // Nothing made beside the working directory or the file.
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    assert!(!folder.join("datasets").exists() && !folder.join("results").exists());
+
+    // Without a Cargo.toml above it, the file's own folder is the root.
+    std::fs::remove_file(project.join("Cargo.toml")).unwrap();
+    let third = run_in(&elsewhere, exp.to_str().unwrap());
+    assert!(third.contains("train: computed"), "{third}");
+    assert!(folder.join("datasets/synth/CUB_200_2011").is_dir());
+    assert!(folder.join("results/tiny/runs/run-001/DONE").is_file());
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+}

@@ -37,11 +37,39 @@ pub struct Experiment {
 /// The most runs (grid cells × seeds) one experiment file may ask for.
 pub const MAX_RUNS: usize = 10_000;
 
-/// Read, expand and validate an experiment file.
+/// Read, expand and validate an experiment file; its relative paths (`dataset.path`,
+/// `dataset.segmentations`, `output.dir`) are made absolute against [`project_root`], so a run
+/// reads and writes the same folders from whatever working directory it starts.
 pub fn load(path: &Path) -> Result<Vec<Experiment>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading experiment file {}", path.display()))?;
-    parse(&text, path)
+    let mut experiments = parse(&text, path)?;
+    let root = project_root(path)?;
+    for e in &mut experiments {
+        let d = &mut e.file.dataset;
+        for p in [Some(&mut d.path), d.segmentations.as_mut(), Some(&mut e.file.output.dir)]
+            .into_iter()
+            .flatten()
+        {
+            if p.is_relative() {
+                *p = root.join(&*p);
+            }
+        }
+    }
+    Ok(experiments)
+}
+
+/// The folder an experiment file's relative paths resolve against: the nearest folder at or
+/// above the file's own that holds a `Cargo.toml` (the project root, so the shipped
+/// `experiments/*.toml` say `datasets/synthcub` for the repository's `datasets/`), or, when
+/// there is none, the file's own folder. Never the working directory.
+pub fn project_root(path: &Path) -> Result<std::path::PathBuf> {
+    let file = path
+        .canonicalize()
+        .with_context(|| format!("finding the folder of experiment file {}", path.display()))?;
+    let folder = file.parent().context("an experiment file lies in a folder")?;
+    let root = folder.ancestors().find(|d| d.join("Cargo.toml").is_file()).unwrap_or(folder);
+    Ok(root.to_path_buf())
 }
 
 /// Parse experiment-file text (`path` names it in errors).
