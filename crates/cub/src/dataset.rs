@@ -231,6 +231,36 @@ impl Dataset {
         Ok(Some(mask))
     }
 
+    /// A segmentation folder that holds none of `images`' masks (the wrong folder, or an empty
+    /// one) as one error naming the folder, rather than one missing file per image. `Ok` without
+    /// a segmentation folder, or when at least one mask is there (missing ones are then each
+    /// their image's problem).
+    pub fn check_segmentation_folder<'a>(
+        &self,
+        images: impl IntoIterator<Item = &'a ImageRecord>,
+    ) -> Result<()> {
+        let Some(seg) = &self.segmentations else { return Ok(()) };
+        let mut first = None;
+        let mut n = 0usize;
+        for rec in images {
+            let path = seg.join(&rec.rel_path).with_extension("png");
+            if path.is_file() {
+                return Ok(());
+            }
+            first.get_or_insert((rec.id, path));
+            n += 1;
+        }
+        let Some((id, path)) = first else { return Ok(()) };
+        Err(CubError::Invalid(format!(
+            "segmentation folder {} holds none of the {n} masks the images need (image id {id}'s \
+             would be {}); it is the wrong folder or empty: pass the folder of segmentations.tgz \
+             that holds <class>/<file>.png (`--segmentations`, or `dataset.segmentations` in an \
+             experiment file; see datasets/README.md)",
+            seg.display(),
+            path.display()
+        )))
+    }
+
     /// The class with this id.
     pub fn class(&self, id: u32) -> Option<&Class> {
         self.classes.binary_search_by_key(&id, |c| c.id).ok().map(|k| &self.classes[k])
@@ -242,7 +272,7 @@ impl Dataset {
     }
 
     /// The error for a box that does not fit its `width × height` image, naming the line.
-    pub(crate) fn box_outside(&self, rec: &ImageRecord, width: u32, height: u32) -> CubError {
+    pub fn box_outside(&self, rec: &ImageRecord, width: u32, height: u32) -> CubError {
         CubError::BoxOutside {
             id: rec.id,
             path: self.root.join("bounding_boxes.txt"),

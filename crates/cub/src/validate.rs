@@ -69,7 +69,13 @@ struct ImageCheck {
 /// and visible part against its image. `progress` advances once per image.
 pub fn validate(root: &Path, segmentations: Option<&Path>, progress: &ProgressBar) -> Report {
     let mut problems = Vec::new();
-    let ds = Dataset::read(root, segmentations, &mut problems);
+    let mut ds = Dataset::read(root, segmentations, &mut problems);
+    let has_segmentations = ds.segmentations.is_some();
+    if let Err(e) = ds.check_segmentation_folder(&ds.images) {
+        // One problem for the folder, not one per image.
+        problems.push(e);
+        ds.segmentations = None;
+    }
     progress.set_length(ds.images.len() as u64);
     let checks: Vec<ImageCheck> =
         ds.images.par_iter().progress_with(progress.clone()).map(|r| check(&ds, r)).collect();
@@ -87,7 +93,7 @@ pub fn validate(root: &Path, segmentations: Option<&Path>, progress: &ProgressBa
         disjoint_train,
         disjoint_eval,
         masks: checks.iter().filter(|c| c.mask).count(),
-        has_segmentations: ds.segmentations.is_some(),
+        has_segmentations,
         images_with_parts: ds.images.iter().filter(|r| !r.parts.is_empty()).count(),
         visible_parts: ds.images.iter().flat_map(|r| &r.parts).filter(|p| p.visible).count(),
     };

@@ -54,6 +54,12 @@ pub fn run(path: &Path, force: bool, until: Until) -> Result<Option<PathBuf>> {
         pipeline::check_against_data(exp, &dataset)
             .with_context(|| format!("in experiment file {}", path.display()))?;
         let t_data = t0.elapsed().as_secs_f64();
+        for w in &dataset.warnings {
+            if !warnings.contains(w) {
+                eprintln!("warning: {w}");
+                warnings.push(w.clone());
+            }
+        }
         let device = pipeline::device(&exp.file.model.device)?;
         let resolved = config::resolve(exp, dataset.split.train_classes.len());
         let job = pipeline::Job {

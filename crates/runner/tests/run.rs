@@ -38,7 +38,7 @@ fn tiny(dir: &Path, extra: &str) -> std::path::PathBuf {
     tiny_with(dir, "", extra)
 }
 
-fn tiny_with(dir: &Path, eval: &str, extra: &str) -> std::path::PathBuf {
+pub(crate) fn tiny_with(dir: &Path, eval: &str, extra: &str) -> std::path::PathBuf {
     let path = dir.join("tiny.toml");
     let text = format!(
         r#"name = "tiny"
@@ -602,4 +602,62 @@ fn relative_paths_follow_the_experiment_file_not_the_working_directory() {
     assert!(folder.join("datasets/synth/CUB_200_2011").is_dir());
     assert!(folder.join("results/tiny/runs/run-001/DONE").is_file());
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+}
+
+#[test]
+fn missing_masks_and_a_wrong_mask_folder_stop_a_run_before_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tiny(tmp.path(), "");
+    let e = exp.to_str().unwrap();
+    stages(&["train", e], &[("train", "computed")]);
+    // Another training setting: a run that got past the checks would train again.
+    let toml = std::fs::read_to_string(&exp).unwrap().replace("epochs = 1", "epochs = 2");
+    std::fs::write(&exp, toml).unwrap();
+    let data = tmp.path().join("data");
+    let (seg, away) = (data.join("segmentations"), tmp.path().join("masks-away"));
+    let refused = |what: &str| {
+        let o = embcam(&["train", e]);
+        let t = text(&o);
+        assert!(!o.status.success() && t.contains(what), "{t}");
+        assert!(!t.contains("train:") && !t.contains("epoch"), "trained first:\n{t}");
+        t
+    };
+
+    // The wrong folder (an empty one): one error naming it, not one line per image.
+    std::fs::rename(&seg, &away).unwrap();
+    std::fs::create_dir(&seg).unwrap();
+    let t = refused(&format!("segmentation folder {} holds none of the", seg.display()));
+    assert_eq!(t.matches("image id").count(), 1, "{t}");
+    // `embcam validate` says the same, once.
+    let root = data.join("CUB_200_2011");
+    let o = embcam(&["validate", root.to_str().unwrap(), "--segmentations", seg.to_str().unwrap()]);
+    let t = text(&o);
+    assert!(!o.status.success() && t.contains("has 1 problem(s)"), "{t}");
+    assert!(t.contains("holds none of the 24 masks") && !t.contains("restore the file"), "{t}");
+
+    // One mask missing from every class folder: the first named with its image id.
+    std::fs::remove_dir(&seg).unwrap();
+    std::fs::rename(&away, &seg).unwrap();
+    let mut removed = Vec::new();
+    for class in std::fs::read_dir(&seg).unwrap() {
+        let mut masks: Vec<_> =
+            std::fs::read_dir(class.unwrap().path()).unwrap().map(|m| m.unwrap().path()).collect();
+        masks.sort();
+        std::fs::rename(&masks[0], masks[0].with_extension("bak")).unwrap();
+        removed.push(masks[0].clone());
+    }
+    let t = refused("cannot read");
+    assert!(removed.iter().any(|m| t.contains(&m.display().to_string())), "{t}");
+    assert!(t.contains("nothing was trained or explained yet"), "{t}");
+    for m in &removed {
+        std::fs::rename(m.with_extension("bak"), m).unwrap();
+    }
+
+    // A box past its image's edge: the run goes on, with a warning naming the image and line.
+    let boxes = root.join("bounding_boxes.txt");
+    let text_boxes = std::fs::read_to_string(&boxes).unwrap();
+    let first = text_boxes.lines().next().unwrap().to_string();
+    std::fs::write(&boxes, text_boxes.replacen(&first, "1 0 0 5000 5000", 1)).unwrap();
+    let t = stages(&["train", e], &[("train", "computed")]);
+    assert!(t.contains("warning: ") && t.contains("bounding_boxes.txt:1: image id 1:"), "{t}");
 }

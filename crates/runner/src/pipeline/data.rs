@@ -25,9 +25,12 @@ pub struct Data {
     pub key: String,
     /// Discriminative part per class (SynthCUB only).
     pub parts: BTreeMap<u32, u32>,
+    /// What [`check_inputs`] warned about (boxes past their image's edge).
+    pub warnings: Vec<String>,
 }
 
-/// Make sure the dataset exists (generating SynthCUB when needed), open it and split it.
+/// Make sure the dataset exists (generating SynthCUB when needed), open it, split it, and check
+/// every file the run will read ([`check_inputs`]) before any stage starts.
 pub fn data(exp: &Experiment) -> Result<Data> {
     let d = &exp.file.dataset;
     let (root, seg, stamp) = match d.kind {
@@ -89,7 +92,9 @@ pub fn data(exp: &Experiment) -> Result<Data> {
         .map(|v| v.into_iter().collect())
         .unwrap_or_default();
     let key = crate::store::key_of(&(stamp, &d.split, d.max_classes, d.max_per_class))?;
-    Ok(Data { dataset: Arc::new(dataset), split, key, parts })
+    let mut data = Data { dataset: Arc::new(dataset), split, key, parts, warnings: Vec::new() };
+    data.warnings = check_inputs(&data)?;
+    Ok(data)
 }
 
 /// A fingerprint of a real dataset's index files (their sizes and modification times).
@@ -158,4 +163,72 @@ pub fn check_against_data(exp: &Experiment, data: &Data) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Check everything the run will read before the first stage starts, so that a missing mask is
+/// not found after training: every training and evaluation image's file and header, and, with a
+/// segmentation folder, that the folder holds the masks at all (one error naming the folder when
+/// it holds none of them), and every evaluation image's mask file and its size (from the PNG
+/// header). Pixels are decoded later, when read (`embcam validate` decodes everything). Returns
+/// the warnings: a box past its image's edge (metrics clip it), naming the image id and line.
+pub fn check_inputs(data: &Data) -> Result<Vec<String>> {
+    use rayon::prelude::*;
+
+    let ds = &data.dataset;
+    let mut used: Vec<usize> = data.split.train.iter().chain(&data.split.eval).copied().collect();
+    used.sort_unstable();
+    used.dedup();
+    let mut evaluated = vec![false; ds.images.len()];
+    for &k in &data.split.eval {
+        evaluated[k] = true;
+    }
+    let validate = || match &ds.segmentations {
+        Some(seg) => format!(
+            "`embcam validate {} --segmentations {}` lists every problem",
+            ds.root.display(),
+            seg.display()
+        ),
+        None => format!("`embcam validate {}` lists every problem", ds.root.display()),
+    };
+    ds.check_segmentation_folder(data.split.eval.iter().map(|&k| &ds.images[k]))?;
+    let checked: Vec<Result<Option<String>, embcam_cub::CubError>> = used
+        .par_iter()
+        .map(|&k| {
+            let rec = &ds.images[k];
+            let image = ds.image_path(rec);
+            let (w, h) = embcam_cub::load::image_size(&image, rec.id)?;
+            if let (true, Some(mask)) = (evaluated[k], ds.mask_path(rec)) {
+                let (mw, mh) = embcam_cub::load::image_size(&mask, rec.id)?;
+                if (mw, mh) != (w, h) {
+                    return Err(embcam_cub::CubError::MaskSize {
+                        id: rec.id,
+                        mask,
+                        mask_w: mw,
+                        mask_h: mh,
+                        image,
+                        image_w: w,
+                        image_h: h,
+                    });
+                }
+            }
+            let outside = !rec.bbox.inside(w, h, 1.0) || rec.bbox.area() <= 0.0;
+            Ok(outside.then(|| ds.box_outside(rec, w, h).to_string()))
+        })
+        .collect();
+    let mut warnings = Vec::new();
+    let mut errors = Vec::new();
+    for c in checked {
+        match c {
+            Ok(w) => warnings.extend(w),
+            Err(e) => errors.push(e),
+        }
+    }
+    if let Some(first) = errors.first() {
+        let more = match errors.len() - 1 {
+            0 => String::new(),
+            n => format!(" (and {n} more)"),
+        };
+        bail!("{first}{more}; nothing was trained or explained yet ({})", validate());
+    }
+    Ok(warnings)
 }
