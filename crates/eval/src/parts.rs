@@ -417,6 +417,85 @@ pub fn summarize_parts(scores: &[PartScores]) -> Result<PartReport, EvalError> {
     })
 }
 
+/// The part-level schema (as [`crate::Metric`] for the per-image metrics): each reported value
+/// of a [`PartScores`], its column name, label, and the metric holding what a uniform map scores
+/// beside it. Tables and data files iterate over [`PartMetric::ALL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PartMetric {
+    /// Part importance agreement ρ (uniform: 0).
+    Importance,
+    /// Discriminative-part mass ratio (uniform: 1).
+    PartMass,
+    /// Peak in the discriminative part, within [`peak_tolerance`].
+    PeakHit,
+    /// A uniform map's peak hit.
+    PeakChance,
+    /// Counterfactual contrast `r_pair − r_own` (uniform: 0).
+    Contrast,
+    /// The model's background independence `I`.
+    BackgroundModel,
+    /// The map's mass share on the bird.
+    BirdMass,
+    /// The bird's area share (a uniform map's bird mass).
+    BirdArea,
+}
+
+impl PartMetric {
+    /// Every part-level value, in column order.
+    pub const ALL: [PartMetric; 8] = [
+        PartMetric::Importance,
+        PartMetric::PartMass,
+        PartMetric::PeakHit,
+        PartMetric::PeakChance,
+        PartMetric::Contrast,
+        PartMetric::BackgroundModel,
+        PartMetric::BirdMass,
+        PartMetric::BirdArea,
+    ];
+
+    /// The column name in data files.
+    pub fn name(self) -> &'static str {
+        match self {
+            PartMetric::Importance => "part_importance",
+            PartMetric::PartMass => "part_mass",
+            PartMetric::PeakHit => "part_peak_hit",
+            PartMetric::PeakChance => "part_peak_chance",
+            PartMetric::Contrast => "counterfactual_contrast",
+            PartMetric::BackgroundModel => "background_independence",
+            PartMetric::BirdMass => "bird_mass",
+            PartMetric::BirdArea => "bird_area",
+        }
+    }
+
+    /// The label in tables, with the uniform map's value where it is a constant.
+    pub fn label(self) -> &'static str {
+        match self {
+            PartMetric::Importance => "part importance ρ (uniform 0)",
+            PartMetric::PartMass => "part mass ratio (uniform 1)",
+            PartMetric::PeakHit => "peak in part",
+            PartMetric::PeakChance => "uniform (peak in part)",
+            PartMetric::Contrast => "counterfactual contrast (uniform 0)",
+            PartMetric::BackgroundModel => "background independence (model)",
+            PartMetric::BirdMass => "mass on bird",
+            PartMetric::BirdArea => "uniform (bird area)",
+        }
+    }
+
+    /// An image's value; `None` where the metric does not apply.
+    pub fn of(self, s: &PartScores) -> Option<f64> {
+        match self {
+            PartMetric::Importance => s.importance,
+            PartMetric::PartMass => s.discriminative.map(|d| d.mass.ratio),
+            PartMetric::PeakHit => s.discriminative.map(|d| d.peak_hit),
+            PartMetric::PeakChance => s.discriminative.map(|d| d.peak_chance),
+            PartMetric::Contrast => s.contrast.map(|c| c.contrast),
+            PartMetric::BackgroundModel => s.background.map(|b| b.model),
+            PartMetric::BirdMass => s.background.map(|b| b.map),
+            PartMetric::BirdArea => s.background.map(|b| b.map_chance),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -41,6 +41,8 @@ pub fn run(path: &Path, force: bool, until: Until) -> Result<Option<PathBuf>> {
     let mut manifest_cells = Vec::new();
     let mut galleries = Vec::new();
     let mut warnings: Vec<String> = Vec::new();
+    let mut gt_rows: Vec<report::benchmark::GtRow> = Vec::new();
+    let mut sanity_points: Vec<report::benchmark::SanityPoint> = Vec::new();
     let started = Instant::now();
     for (i, exp) in experiments.iter().enumerate() {
         let what = if exp.cell.is_empty() {
@@ -91,6 +93,7 @@ pub fn run(path: &Path, force: bool, until: Until) -> Result<Option<PathBuf>> {
         }
         let scored = pipeline::evaluate(&job, &trained, &explained)?;
         eprintln!("  evaluate: {} {}", verb(scored.reused), scored.stage.dir.display());
+        let bench = benchmark(&job, &trained, &mut gt_rows, &mut sanity_points)?;
         let (stage, scored, explain_stage) = (scored.stage, scored.value, explained.stage);
         let (r, s) = scored.rows(exp);
         data.rows.extend(r);
@@ -133,6 +136,8 @@ pub fn run(path: &Path, force: bool, until: Until) -> Result<Option<PathBuf>> {
                 "train": {"dir": trained.stage.dir, "seconds": trained.stage.seconds()},
                 "explain": {"dir": explain_stage.dir, "seconds": explain_stage.seconds()},
                 "evaluate": {"dir": stage.dir, "seconds": stage.seconds()},
+                "ground_truth": bench.0,
+                "sanity": bench.1,
             },
         }));
     }
@@ -160,7 +165,15 @@ pub fn run(path: &Path, force: bool, until: Until) -> Result<Option<PathBuf>> {
     write_atomic(&run.join("config.resolved.toml"), resolved.join("\n").as_bytes())?;
 
     report::write_data(&run, &data)?;
-    let summary = report::render(&run, &data)?;
+    let mut summary = report::render(&run, &data)?;
+    if !gt_rows.is_empty() {
+        let md = report::benchmark::write_ground_truth(&run, &gt_rows, &data.baselines)?;
+        summary.push_str(&format!("\nGround truth on SynthCUB's interventions:\n\n{md}"));
+    }
+    if !sanity_points.is_empty() {
+        let md = report::benchmark::write_randomisation(&run, &sanity_points)?;
+        summary.push_str(&format!("\nModel randomisation (sanity checks):\n\n{md}"));
+    }
     let gdir = run.join("gallery");
     for g in &galleries {
         let name = g.file_name().context("gallery file name")?;
@@ -199,6 +212,43 @@ pub fn run(path: &Path, force: bool, until: Until) -> Result<Option<PathBuf>> {
         println!("  {}", run.join(f).display());
     }
     Ok(Some(run))
+}
+
+/// The `[benchmark]` stages of one experiment, when switched on: their rows into `gt_rows` and
+/// `sanity`; returns each stage's folder and seconds for the manifest (`null` when off).
+fn benchmark(
+    job: &pipeline::Job<'_>,
+    trained: &pipeline::Trained,
+    gt_rows: &mut Vec<report::benchmark::GtRow>,
+    sanity: &mut Vec<report::benchmark::SanityPoint>,
+) -> Result<(serde_json::Value, serde_json::Value)> {
+    let (exp, b) = (job.exp, &job.exp.file.benchmark);
+    let verb = |reused: bool| if reused { "reused" } else { "computed" };
+    let mut out = (serde_json::Value::Null, serde_json::Value::Null);
+    if b.ground_truth {
+        let gt = pipeline::ground_truth(job, trained)?;
+        eprintln!("  ground truth: {} {}", verb(gt.reused), gt.stage.dir.display());
+        gt_rows.extend(gt.value.rows.into_iter().map(|(k, image_id, values)| {
+            report::benchmark::GtRow {
+                key: pipeline::stored_key(exp, &k),
+                seed: exp.seed,
+                image_id,
+                values,
+            }
+        }));
+        out.0 = json!({"dir": gt.stage.dir, "seconds": gt.stage.seconds()});
+    }
+    if b.sanity_checks {
+        let s = pipeline::sanity(job, trained)?;
+        eprintln!("  sanity: {} {}", verb(s.reused), s.stage.dir.display());
+        sanity.extend(s.value.rows.into_iter().map(|row| report::benchmark::SanityPoint {
+            cell: exp.cell.clone(),
+            seed: exp.seed,
+            row,
+        }));
+        out.1 = json!({"dir": s.stage.dir, "seconds": s.stage.seconds()});
+    }
+    Ok(out)
 }
 
 fn git_commit() -> Option<String> {

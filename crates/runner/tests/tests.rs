@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod benchmark;
 mod faults;
 mod run;
 

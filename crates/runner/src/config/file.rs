@@ -43,6 +43,10 @@ pub struct ExperimentFile {
     /// Scoring.
     #[serde(default)]
     pub eval: EvalSection,
+    /// Ground truth beyond boxes and sanity checks; left out of the resolved file when off, so
+    /// files without it read as before.
+    #[serde(default, skip_serializing_if = "BenchmarkSection::is_off")]
+    pub benchmark: BenchmarkSection,
     /// Where results go.
     #[serde(default)]
     pub output: OutputSection,
@@ -386,6 +390,41 @@ impl Default for EvalSection {
             faithfulness: false,
             faithfulness_steps: 16,
         }
+    }
+}
+
+/// `[benchmark]`: part-level ground truth on SynthCUB's interventions and Adebayo et al.'s model
+/// randomisation sanity checks (each its own cached stage after `explain`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BenchmarkSection {
+    /// Render the interventions (`kind = "synth"` only) and score every method × proxy × stage
+    /// and the map baselines on them: `ground_truth.md` / `.csv`.
+    pub ground_truth: bool,
+    /// The evaluation images scored on interventions (evenly thinned): 1–100000. Each costs about
+    /// 17 rendered images and their forward passes.
+    pub ground_truth_images: usize,
+    /// Cascading and independent model randomisation: `randomisation.md` / `.csv`.
+    pub sanity_checks: bool,
+    /// The evaluation images explained once per randomisation step (evenly thinned): 1–10000.
+    pub sanity_images: usize,
+}
+
+impl Default for BenchmarkSection {
+    fn default() -> Self {
+        BenchmarkSection {
+            ground_truth: false,
+            ground_truth_images: 100,
+            sanity_checks: false,
+            sanity_images: 32,
+        }
+    }
+}
+
+impl BenchmarkSection {
+    /// Neither switch on.
+    pub fn is_off(&self) -> bool {
+        !self.ground_truth && !self.sanity_checks
     }
 }
 

@@ -150,3 +150,30 @@ fn grid_is_a_cartesian_product_times_seeds() {
     let err = format!("{:#}", parse(&bad, Path::new("g.toml")).unwrap_err());
     assert!(err.contains("margn") && err.contains("g.toml"), "{err}");
 }
+
+#[test]
+fn ground_truth_needs_synthcub_and_its_caps_are_checked() {
+    let cub = "[dataset]\nkind = \"cub\"\npath = \"datasets/CUB_200_2011\"\n[benchmark]\n";
+    let err = format!(
+        "{:#}",
+        parse(&format!("{cub}ground_truth = true\n"), Path::new("c.toml")).unwrap_err()
+    );
+    assert!(
+        err.contains("benchmark.ground_truth") && err.contains("synth") && err.contains("c.toml"),
+        "{err}"
+    );
+    // The sanity checks need no interventions: real CUB takes them.
+    parse(&format!("{cub}sanity_checks = true\n"), Path::new("c.toml")).expect("valid");
+    for (line, key) in [
+        ("ground_truth_images = 0", "benchmark.ground_truth_images"),
+        ("sanity_images = 0", "benchmark.sanity_images"),
+        ("sanity_images = 10001", "benchmark.sanity_images"),
+    ] {
+        let text = format!("{MINIMAL}[benchmark]\n{line}\n");
+        let err = format!("{:#}", parse(&text, Path::new("s.toml")).unwrap_err());
+        assert!(err.contains(key), "{line}: {err}");
+    }
+    // Off, the section is left out of the resolved file (stage keys stay as before).
+    let e = parse(MINIMAL, Path::new("m.toml")).expect("valid");
+    assert!(!toml::to_string(&e[0].file).unwrap().contains("benchmark"));
+}

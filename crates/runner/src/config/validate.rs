@@ -147,5 +147,14 @@ pub(super) fn validate(f: &ExperimentFile) -> Result<()> {
         e.pointing_tolerance.is_finite() && e.pointing_tolerance >= 0.0,
         "eval.pointing_tolerance must be a number of pixels ≥ 0"
     );
+    let b = &f.benchmark;
+    ensure!(
+        !b.ground_truth || d.kind == DatasetKind::Synth,
+        "benchmark.ground_truth needs dataset.kind = \"synth\": only the SynthCUB generator can \
+         render the interventions it scores (each part removed, the background swapped); set it \
+         to false for real CUB"
+    );
+    within("benchmark.ground_truth_images", b.ground_truth_images, 1..=100_000)?;
+    within("benchmark.sanity_images", b.sanity_images, 1..=10_000)?;
     Ok(())
 }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::{Device, Tensor, TensorData};
 use embcam_cam::{
     CamOptions, CamOutput, ChenWeights, Classifier, Embeddings, HeatmapWriter, Method, ProxyBank,
-    ProxySpec, Query,
+    ProxyBatch, ProxySpec, Query,
 };
 use embcam_cub::load::{Batch, load_batch};
 use embcam_eval::ImageTruth;
@@ -107,33 +107,20 @@ impl NetRun<'_> {
 
     /// `z` of `images` under the evaluation transform.
     fn embed(&self, images: &[usize]) -> Result<Embeddings> {
-        let data = &self.job.data.dataset;
-        let t = self.resolved().transform;
-        let e = embed(self.net, data, images, t, 32, NetOutput::Raw, self.job.device)?;
-        Ok(Embeddings::new(e.ids, e.labels, self.net.out_dim(), e.values, "eval")?)
+        embed_images(self.job, self.net, images)
     }
 
     /// Explain every evaluation image at every stage with every method; the maps, the embeddings
     /// and (for the trained network) the gallery and the class proxies go into `explained`.
     fn explain(&self, explained: &mut Explained) -> Result<()> {
-        let c = &self.job.exp.file.cam;
-        let table = self.embed(self.images)?;
+        let (table, bank) = proxy_bank(self.job, self.net, self.images)?;
         write_embeddings(self.stage, &format!("embeddings{}", self.file_suffix()), &table)?;
-        let mut bank = ProxyBank::new(table.first_per_class(c.proxy_images_per_class)?)?;
-        if c.proxies.contains(&ProxyName::ClassScore) {
-            let classes = &self.job.data.split.train_classes;
-            bank = bank.with_classifier(Classifier::identity(classes, self.net.out_dim()))?;
-        }
         if self.suffix.is_empty() {
             for class in bank.classes() {
                 explained.class_proxies.push((class, bank.class_mean(class, None)?.vector));
             }
         }
-        let stages: Vec<String> = if c.stages.is_empty() {
-            vec![self.net.stage_names().last().context("a network has stages")?.to_string()]
-        } else {
-            c.stages.clone()
-        };
+        let stages = stage_names(self.job, self.net)?;
         let originals = self.originals()?;
         let pb = bar(if self.suffix.is_empty() { "explaining" } else { "untrained" });
         pb.set_length((self.images.len() * stages.len()) as u64);
@@ -250,28 +237,10 @@ impl NetRun<'_> {
     ) -> Result<Vec<CamOutput>> {
         let resolved = self.resolved();
         let x = input_tensor(batch, self.job.device);
-        let queries: Vec<Query<'_>> = batch
-            .ids
-            .iter()
-            .zip(&batch.labels)
-            .map(|(&id, &label)| {
-                let row = table.row_of(id).context("embedded image")?;
-                Ok(Query { id, label, embedding: table.row(row) })
-            })
-            .collect::<Result<_>>()?;
         let specs: Vec<ProxySpec> = resolved.proxies.iter().map(|(_, s)| *s).collect();
-        let proxies = bank.batch(&specs, &queries)?;
-        let mut opts = CamOptions::new(st);
-        opts.target = resolved.target.clone();
-        opts.closed_form = resolved.closed_form;
-        let cams: Vec<Method> = resolved
-            .methods
-            .iter()
-            .filter_map(|(_, e)| match e {
-                Explainer::Cam(m) => Some(*m),
-                Explainer::Chen { .. } => None,
-            })
-            .collect();
+        let proxies = batch_proxies(batch, table, bank, &specs)?;
+        let opts = cam_options(resolved, st);
+        let cams = cam_methods(resolved);
         let hidden = ProgressBar::hidden();
         let mut cam_outs =
             embcam_cam::explain_many(self.net, x.clone(), &proxies, &cams, &opts, &hidden)?
@@ -316,8 +285,102 @@ impl NetRun<'_> {
     }
 }
 
+/// The stages explained: `cam.stages`, or the network's last stage.
+pub(super) fn stage_names(job: &Job<'_>, net: &Net) -> Result<Vec<String>> {
+    let c = &job.exp.file.cam;
+    Ok(if c.stages.is_empty() {
+        vec![net.stage_names().last().context("a network has stages")?.to_string()]
+    } else {
+        c.stages.clone()
+    })
+}
+
+/// The CAM options of stage `st`: the experiment's target and closed form.
+pub(super) fn cam_options(resolved: &Resolved, st: &str) -> CamOptions {
+    let mut opts = CamOptions::new(st);
+    opts.target = resolved.target.clone();
+    opts.closed_form = resolved.closed_form;
+    opts
+}
+
+/// The CAM methods among the map makers (all but Chen et al.), in order.
+pub(super) fn cam_methods(resolved: &Resolved) -> Vec<Method> {
+    resolved
+        .methods
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Explainer::Cam(m) => Some(*m),
+            Explainer::Chen { .. } => None,
+        })
+        .collect()
+}
+
+/// The names of the CAM methods among the map makers, in [`cam_methods`]' order.
+pub(super) fn cam_names(resolved: &Resolved) -> Vec<String> {
+    resolved
+        .methods
+        .iter()
+        .filter(|(_, e)| matches!(e, Explainer::Cam(_)))
+        .map(|(m, _)| m.to_string())
+        .collect()
+}
+
+/// The map columns a method is scored on, `(column, proxy name)`: every proxy, or the first
+/// column alone as `-` for a target-free method (its columns hold the same map).
+pub(super) fn scored_columns(resolved: &Resolved, target_free: bool) -> Vec<(usize, String)> {
+    if target_free {
+        return vec![(0, "-".to_string())];
+    }
+    resolved.proxies.iter().enumerate().map(|(p, (n, _))| (p, n.to_string())).collect()
+}
+
+/// `z` of dataset images `images` under the evaluation transform.
+fn embed_images(job: &Job<'_>, net: &Net, images: &[usize]) -> Result<Embeddings> {
+    let t = job.resolved.transform;
+    let e = embed(net, &job.data.dataset, images, t, 32, NetOutput::Raw, job.device)?;
+    Ok(Embeddings::new(e.ids, e.labels, net.out_dim(), e.values, "eval")?)
+}
+
+/// The embeddings of the evaluation images `images` on `net` and the proxy bank built from them,
+/// as the explain stage builds it (the ground-truth and sanity stages reuse it, so that their
+/// proxies are the explained maps' proxies).
+pub(super) fn proxy_bank(
+    job: &Job<'_>,
+    net: &Net,
+    images: &[usize],
+) -> Result<(Embeddings, ProxyBank)> {
+    let c = &job.exp.file.cam;
+    let table = embed_images(job, net, images)?;
+    let mut bank = ProxyBank::new(table.first_per_class(c.proxy_images_per_class)?)?;
+    if c.proxies.contains(&ProxyName::ClassScore) {
+        let classes = &job.data.split.train_classes;
+        bank = bank.with_classifier(Classifier::identity(classes, net.out_dim()))?;
+    }
+    Ok((table, bank))
+}
+
+/// The proxies of `specs` for each image of `batch`, one row per image (ids and labels from the
+/// batch, embeddings from `table`).
+pub(super) fn batch_proxies(
+    batch: &Batch,
+    table: &Embeddings,
+    bank: &ProxyBank,
+    specs: &[ProxySpec],
+) -> Result<ProxyBatch> {
+    let queries: Vec<Query<'_>> = batch
+        .ids
+        .iter()
+        .zip(&batch.labels)
+        .map(|(&id, &label)| {
+            let row = table.row_of(id).context("embedded image")?;
+            Ok(Query { id, label, embedding: table.row(row) })
+        })
+        .collect::<Result<_>>()?;
+    Ok(bank.batch(specs, &queries)?)
+}
+
 /// A batch's pixels as a `[n, 3, h, w]` tensor.
-fn input_tensor(b: &Batch, device: &Device) -> Tensor<4> {
+pub(super) fn input_tensor(b: &Batch, device: &Device) -> Tensor<4> {
     let shape = [b.len(), 3, b.height as usize, b.width as usize];
     Tensor::<4>::from_data(TensorData::new(b.pixels.clone(), shape), device)
 }

@@ -11,6 +11,8 @@
 mod data;
 mod evaluate;
 mod explain;
+mod ground_truth;
+mod sanity;
 mod train;
 
 use std::path::Path;
@@ -27,6 +29,8 @@ use crate::store::{Stage, write_atomic};
 pub use data::{Data, check_against_data, data, device};
 pub use evaluate::{evaluate, stored_key};
 pub use explain::{explain, galleries};
+pub use ground_truth::ground_truth;
+pub use sanity::{SanityRow, sanity};
 pub use train::{Trained, trained};
 
 /// One experiment's run through the stages: what every stage reads.

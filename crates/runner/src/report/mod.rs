@@ -16,6 +16,7 @@
 //! Numbers are written in Rust's shortest round-trip form, so reading them back loses nothing
 //! ([`data`]).
 
+pub mod benchmark;
 mod data;
 
 use std::collections::BTreeMap;
