@@ -190,6 +190,8 @@ pub fn run(path: &Path, force: bool, until: Until) -> Result<Option<PathBuf>> {
         "seeds": first.file.seeds,
         "baselines": data.baselines,
         "cells": manifest_cells,
+        // `embcam report` checks metrics.csv against it (a file cut at a line boundary parses).
+        "metrics_rows": data.rows.len(),
         "warnings": warnings,
         "seconds": started.elapsed().as_secs_f64(),
     });

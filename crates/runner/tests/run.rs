@@ -661,3 +661,49 @@ fn missing_masks_and_a_wrong_mask_folder_stop_a_run_before_training() {
     let t = stages(&["train", e], &[("train", "computed")]);
     assert!(t.contains("warning: ") && t.contains("bounding_boxes.txt:1: image id 1:"), "{t}");
 }
+
+#[test]
+fn report_refuses_a_cut_or_header_only_metrics_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tiny(tmp.path(), "");
+    stages(&["run", exp.to_str().unwrap()], &[("evaluate", "computed")]);
+    let run = tmp.path().join("results/tiny/runs/run-001");
+    let metrics = run.join("metrics.csv");
+    let whole = std::fs::read_to_string(&metrics).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap();
+    let rows = whole.lines().count() - 1;
+    assert_eq!(manifest["metrics_rows"], rows);
+    let report = || {
+        let out = tmp.path().join("report");
+        embcam(&["report", run.to_str().unwrap(), "--out", out.to_str().unwrap(), "--force"])
+    };
+    assert!(report().status.success());
+    // Cut at a line boundary, and only the header: both parse as CSV; both are refused.
+    let cut: String = whole.lines().take(rows - 5).map(|l| format!("{l}\n")).collect();
+    let header = format!("{}\n", whole.lines().next().unwrap());
+    for (damaged, what) in [
+        (cut, format!("holds {} rows, but the run wrote {rows}", rows - 6)),
+        (header, format!("holds 0 rows, but the run wrote {rows}")),
+    ] {
+        std::fs::write(&metrics, damaged).unwrap();
+        let o = report();
+        let t = text(&o);
+        assert!(!o.status.success(), "{t}");
+        assert!(t.contains(&metrics.display().to_string()) && t.contains(&what), "{t}");
+        assert!(t.contains("embcam run"), "{t}");
+    }
+    // A manifest of an older run without the count: the header alone is still refused.
+    let mut old = manifest.clone();
+    old.as_object_mut().unwrap().remove("metrics_rows");
+    std::fs::write(run.join("manifest.json"), serde_json::to_vec(&old).unwrap()).unwrap();
+    let t = text(&report());
+    assert!(t.contains("holds only its header"), "{t}");
+    // … and so is a cut one, whose last method has fewer images than the others.
+    let cut: String = whole.lines().take(rows - 4).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&metrics, cut).unwrap();
+    let t = text(&report());
+    assert!(t.contains("holds 3 to 8 images for the methods of cell `` seed 0"), "{t}");
+    std::fs::write(&metrics, &whole).unwrap();
+    assert!(report().status.success());
+}

@@ -3,6 +3,7 @@
 //! line). Numbers are written in Rust's shortest round-trip form, so reading them back loses
 //! nothing. The metric columns come from [`Metric`].
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -252,5 +253,46 @@ pub fn read_data(run: &Path) -> Result<ReportData> {
         .as_array()
         .map(|a| a.iter().filter_map(|b| b.as_str().map(String::from)).collect())
         .unwrap_or_default();
+    check_metrics_rows(&run.join("metrics.csv"), &data.rows, &manifest)?;
     Ok(data)
+}
+
+/// A `metrics.csv` cut at a line boundary, or holding only its header, parses; check it against
+/// the number of rows the run wrote (`metrics_rows` in `manifest.json`). Manifests of older runs
+/// lack it: then the file must hold rows, as many images for every method of a cell and seed.
+fn check_metrics_rows(path: &Path, rows: &[Row], manifest: &serde_json::Value) -> Result<()> {
+    let damaged = |what: String| {
+        anyhow::anyhow!(
+            "{} {what}: it was cut or edited after the run. Restore it from a copy of the run \
+             folder, or run the experiment again (`embcam run FILE` makes a new run folder)",
+            path.display()
+        )
+    };
+    if let Some(written) = manifest["metrics_rows"].as_u64() {
+        if rows.len() as u64 != written {
+            return Err(damaged(format!(
+                "holds {} rows, but the run wrote {written} (manifest.json `metrics_rows`)",
+                rows.len()
+            )));
+        }
+        return Ok(());
+    }
+    if rows.is_empty() {
+        return Err(damaged("holds only its header".into()));
+    }
+    let mut per_key: BTreeMap<(&str, u64), BTreeMap<&Key, usize>> = BTreeMap::new();
+    for r in rows {
+        *per_key.entry((&r.key.cell, r.seed)).or_default().entry(&r.key).or_default() += 1;
+    }
+    for ((cell, seed), keys) in &per_key {
+        let (min, max) = (keys.values().min(), keys.values().max());
+        if min != max {
+            return Err(damaged(format!(
+                "holds {} to {} images for the methods of cell `{cell}` seed {seed}",
+                min.unwrap_or(&0),
+                max.unwrap_or(&0)
+            )));
+        }
+    }
+    Ok(())
 }
