@@ -93,7 +93,11 @@ pub fn run(path: &Path, force: bool, until: Until) -> Result<Option<PathBuf>> {
         }
         let scored = pipeline::evaluate(&job, &trained, &explained)?;
         eprintln!("  evaluate: {} {}", verb(scored.reused), scored.stage.dir.display());
-        let bench = benchmark(&job, &trained, &mut gt_rows, &mut sanity_points)?;
+        // The benchmark's tables are in the run folder only: `evaluate` leaves them out.
+        let bench = match until {
+            Until::Report => benchmark(&job, &trained, &mut gt_rows, &mut sanity_points)?,
+            _ => (serde_json::Value::Null, serde_json::Value::Null),
+        };
         let (stage, scored, explain_stage) = (scored.stage, scored.value, explained.stage);
         let (r, s) = scored.rows(exp);
         data.rows.extend(r);
