@@ -36,6 +36,36 @@ pub fn key_of(value: &impl Serialize) -> Result<String> {
     Ok(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
 }
 
+/// The file listing a finished stage's files (`Stage::write_manifest`).
+const MANIFEST: &str = "MANIFEST.json";
+
+/// A cheap content hash: SHA-256 of the file's first and last 64 KiB (the whole file when it is
+/// smaller), hex, 16 characters. With the size it catches a file cut, replaced or rewritten at
+/// either end; a change confined to the middle of a large file (a model's weights) is not seen —
+/// the price of reusing a stage without reading every byte of its checkpoints.
+pub fn quick_hash(path: &Path) -> Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    const SPAN: u64 = 64 * 1024;
+    let mut f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let len = f.metadata().with_context(|| format!("reading {}", path.display()))?.len();
+    let mut hasher = Sha256::new();
+    let mut buf = Vec::new();
+    let read = |f: &mut std::fs::File, from: u64, n: u64, buf: &mut Vec<u8>| {
+        buf.clear();
+        f.seek(SeekFrom::Start(from))?;
+        f.take(n).read_to_end(buf)
+    };
+    read(&mut f, 0, SPAN, &mut buf).with_context(|| format!("reading {}", path.display()))?;
+    hasher.update(&buf);
+    if len > SPAN {
+        let from = (len - SPAN).max(SPAN);
+        read(&mut f, from, SPAN, &mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        hasher.update(&buf);
+    }
+    Ok(hasher.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect())
+}
+
 /// A stage's folder.
 #[derive(Debug, Clone)]
 pub struct Stage {
@@ -60,6 +90,74 @@ impl Stage {
     /// Mark the stage finished (after all its files are written).
     pub fn finish(&self, seconds: f64) -> Result<()> {
         write_atomic(&self.dir.join("DONE"), format!("{{\"seconds\": {seconds:.3}}}\n").as_bytes())
+    }
+
+    /// Record every file of the finished stage in `MANIFEST.json` (written before `DONE`): its
+    /// path, size and [`quick_hash`].
+    pub fn write_manifest(&self) -> Result<()> {
+        let files = self.files()?;
+        let mut entries = Vec::new();
+        for rel in files {
+            let path = self.dir.join(&rel);
+            let size = std::fs::metadata(&path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .len();
+            entries
+                .push(serde_json::json!({"file": rel, "size": size, "hash": quick_hash(&path)?}));
+        }
+        write_atomic(&self.file(MANIFEST), &serde_json::to_vec_pretty(&entries)?)
+    }
+
+    /// Check a finished stage against its `MANIFEST.json`: `None` when every file is there with
+    /// its size and hash (or the stage predates manifests), else what is wrong with the first
+    /// damaged file.
+    pub fn damage(&self) -> Option<String> {
+        let bytes = std::fs::read(self.file(MANIFEST)).ok()?;
+        let Ok(entries) = serde_json::from_slice::<Vec<serde_json::Value>>(&bytes) else {
+            return Some(format!("{} is unreadable", self.file(MANIFEST).display()));
+        };
+        for e in entries {
+            let rel = e["file"].as_str().unwrap_or_default();
+            let path = self.dir.join(rel);
+            let Ok(meta) = std::fs::metadata(&path) else {
+                return Some(format!("{} is missing", path.display()));
+            };
+            if Some(meta.len()) != e["size"].as_u64() {
+                return Some(format!(
+                    "{} has {} bytes, {} when the stage finished",
+                    path.display(),
+                    meta.len(),
+                    e["size"]
+                ));
+            }
+            if quick_hash(&path).ok().as_deref() != e["hash"].as_str() {
+                return Some(format!("{} changed since the stage finished", path.display()));
+            }
+        }
+        None
+    }
+
+    /// The stage's files (relative paths, sorted), without its markers.
+    fn files(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut todo = vec![self.dir.clone()];
+        while let Some(dir) = todo.pop() {
+            for entry in
+                std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))?
+            {
+                let path = entry?.path();
+                if path.is_dir() {
+                    todo.push(path);
+                } else if let Ok(rel) = path.strip_prefix(&self.dir) {
+                    let rel = rel.to_string_lossy().into_owned();
+                    if rel != "DONE" && rel != MANIFEST {
+                        out.push(rel);
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// Seconds the stage took when it ran (0 when unknown).

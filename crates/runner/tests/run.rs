@@ -707,3 +707,57 @@ fn report_refuses_a_cut_or_header_only_metrics_file() {
     std::fs::write(&metrics, &whole).unwrap();
     assert!(report().status.success());
 }
+
+#[test]
+fn a_damaged_finished_stage_is_recomputed_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tiny(tmp.path(), "");
+    let e = exp.to_str().unwrap();
+    stages(&["run", e], &[("train", "computed")]);
+    let stages_dir = tmp.path().join("results/tiny/stages");
+    let stage = |prefix: &str| {
+        std::fs::read_dir(&stages_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.is_dir() && p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+            .unwrap()
+    };
+    for s in ["train-", "explain-", "evaluate-"] {
+        assert!(stage(s).join("MANIFEST.json").is_file(), "{s} has no manifest");
+    }
+    let metrics = |run: &str| {
+        std::fs::read(tmp.path().join("results/tiny/runs").join(run).join("metrics.csv")).unwrap()
+    };
+    // A heatmap deleted: the explain stage alone is recomputed, with a message.
+    let npy = std::fs::read_dir(explain_stage(tmp.path()))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "npy"))
+        .unwrap();
+    std::fs::remove_file(&npy).unwrap();
+    let t = stages(
+        &["run", e],
+        &[("train", "reused"), ("explain", "computed"), ("evaluate", "reused")],
+    );
+    assert!(t.contains(&format!("explain: {} is missing; recomputing this stage", npy.display())));
+    assert!(npy.is_file());
+    assert_eq!(metrics("run-001"), metrics("run-002"));
+    // The best weights cut short: training alone, from scratch, to the same weights.
+    let weights = stage("train-").join("run/best/model.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
+    let t = stages(
+        &["run", e],
+        &[("train", "computed"), ("explain", "reused"), ("evaluate", "reused")],
+    );
+    assert!(t.contains("train: ") && t.contains("bytes, ") && t.contains("recomputing"), "{t}");
+    assert_eq!(std::fs::read(&weights).unwrap(), bytes);
+    // The stage's result file rewritten in place (same size): the hash sees it.
+    let scored = stage("evaluate-").join("scored.json");
+    let mut s = std::fs::read(&scored).unwrap();
+    s[0] = b' ';
+    std::fs::write(&scored, &s).unwrap();
+    let t = stages(&["run", e], &[("evaluate", "computed")]);
+    assert!(t.contains("scored.json changed since the stage finished"), "{t}");
+    assert_eq!(metrics("run-001"), metrics("run-004"));
+}

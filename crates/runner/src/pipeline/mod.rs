@@ -66,7 +66,9 @@ impl Job<'_> {
     /// interrupted run left in the folder (training resumes from its last checkpoint).
     ///
     /// The stage is locked while it is looked at and computed (`stages/<stage>-<key>.lock`,
-    /// [`crate::lock`]): a second process running the same stage waits, then reuses it.
+    /// [`crate::lock`]): a second process running the same stage waits, then reuses it. A
+    /// finished stage is checked against its manifest (every file's size and quick hash, written
+    /// before `DONE`); a damaged one is recomputed, alone, with a message.
     pub fn cached<T: Serialize + DeserializeOwned>(
         &self,
         name: &str,
@@ -79,11 +81,20 @@ impl Job<'_> {
         let _lock =
             crate::lock::acquire(&stage.dir.with_extension("lock"), &format!("the {name} stage"))?;
         let path = stage.file(file);
+        let mut damaged = false;
         if stage.is_done() && !self.force {
-            let value = read_json(&path)?;
-            return Ok(Cached { stage, value, reused: true });
+            match stage.damage() {
+                None => {
+                    let value = read_json(&path)?;
+                    return Ok(Cached { stage, value, reused: true });
+                }
+                Some(why) => {
+                    eprintln!("  {name}: {why}; recomputing this stage");
+                    damaged = true;
+                }
+            }
         }
-        if resume && !stage.is_done() {
+        if resume && !stage.is_done() && !damaged {
             std::fs::create_dir_all(&stage.dir)
                 .with_context(|| format!("creating {}", stage.dir.display()))?;
         } else {
@@ -92,6 +103,7 @@ impl Job<'_> {
         let started = Instant::now();
         let value = compute(&stage)?;
         write_atomic(&path, &serde_json::to_vec(&value)?)?;
+        stage.write_manifest()?;
         stage.finish(started.elapsed().as_secs_f64())?;
         Ok(Cached { stage, value, reused: false })
     }
