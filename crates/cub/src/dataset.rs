@@ -88,6 +88,17 @@ pub struct Dataset {
     bbox_lines: HashMap<u32, usize>,
 }
 
+/// The index files [`Dataset::open`] reads, relative to the `CUB_200_2011` folder.
+pub const INDEX_FILES: [&str; 7] = [
+    "images.txt",
+    "classes.txt",
+    "image_class_labels.txt",
+    "train_test_split.txt",
+    "bounding_boxes.txt",
+    "parts/parts.txt",
+    "parts/part_locs.txt",
+];
+
 impl Dataset {
     /// Parse and join a dataset's index files; fails on the first problem (with a count of the
     /// others: [`crate::validate()`] lists them all).

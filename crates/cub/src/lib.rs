@@ -25,7 +25,7 @@ mod split;
 pub mod synth;
 mod validate;
 
-pub use dataset::{Class, Dataset, ImageRecord, PART_NAMES, PartLoc};
+pub use dataset::{Class, Dataset, INDEX_FILES, ImageRecord, PART_NAMES, PartLoc};
 pub use error::{CubError, Result};
 pub use geometry::{BBox, CropRegion, Geometry, bilinear, resize_bilinear};
 pub use mask::{DEFAULT_MASK_THRESHOLD, Mask};

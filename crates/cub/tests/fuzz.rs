@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use embcam_cub::load::{decode_rgb, image_size, open_image};
 use embcam_cub::synth::read_discriminative_parts;
-use embcam_cub::{CubError, Dataset, validate};
+use embcam_cub::{CubError, Dataset, INDEX_FILES, validate};
 use image::{DynamicImage, ImageFormat};
 use indicatif::ProgressBar;
 use proptest::prelude::*;
@@ -34,16 +34,6 @@ use crate::fixture::Fixture;
 /// and kills it).
 const CASE_TIMEOUT_MS: u32 = 10_000;
 
-/// The index files `Dataset::open` reads, relative to the `CUB_200_2011` folder.
-const INDEX_FILES: [&str; 7] = [
-    "images.txt",
-    "classes.txt",
-    "image_class_labels.txt",
-    "train_test_split.txt",
-    "bounding_boxes.txt",
-    "parts/parts.txt",
-    "parts/part_locs.txt",
-];
 /// The `CUB_200_2011` folder, relative to the tree [`pristine`] holds.
 const ROOT: &str = "synth/CUB_200_2011";
 /// The segmentation root, relative to the same tree.

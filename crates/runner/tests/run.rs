@@ -761,3 +761,45 @@ fn a_damaged_finished_stage_is_recomputed_alone() {
     assert!(t.contains("scored.json changed since the stage finished"), "{t}");
     assert_eq!(metrics("run-001"), metrics("run-004"));
 }
+
+#[test]
+fn a_real_dataset_changed_in_place_or_other_masks_recompute_every_stage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let d = data.to_str().unwrap();
+    let o = embcam(&["synth", d, "--classes", "4", "--images-per-class", "6", "--min-side", "64"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let exp = tmp.path().join("cub.toml");
+    let write = |segmentations: &Path| {
+        let toml = format!(
+            "name = \"cub\"\n[dataset]\nkind = \"cub\"\npath = \"{}\"\nsegmentations = \"{}\"\n\
+             image_size = 40\n[model]\nembedding_dim = 8\n[train]\nepochs = 1\np = 2\nk = 3\n\
+             [cam]\nmethods = [\"embeddingcam\"]\ngallery = 0\n[eval]\nmax_images = 8\n\
+             baselines = []\n[output]\ndir = \"{}\"\n",
+            data.join("CUB_200_2011").display(),
+            segmentations.display(),
+            tmp.path().join("results").display()
+        );
+        std::fs::write(&exp, toml).unwrap();
+    };
+    let seg = data.join("segmentations");
+    write(&seg);
+    let e = exp.to_str().unwrap();
+    let computed = [("train", "computed"), ("explain", "computed"), ("evaluate", "computed")];
+    let reused = [("train", "reused"), ("explain", "reused"), ("evaluate", "reused")];
+    stages(&["run", e], &computed);
+    stages(&["run", e], &reused);
+    // A mask rewritten in place (same bytes, a new modification time): everything recomputed.
+    let class = std::fs::read_dir(&seg).unwrap().next().unwrap().unwrap().path();
+    let mask = std::fs::read_dir(&class).unwrap().next().unwrap().unwrap().path();
+    let bytes = std::fs::read(&mask).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&mask, &bytes).unwrap();
+    stages(&["run", e], &computed);
+    stages(&["run", e], &reused);
+    // The same masks in another folder: the segmentation path is part of the key.
+    let other = tmp.path().join("other-masks");
+    std::fs::rename(&seg, &other).unwrap();
+    write(&other);
+    stages(&["run", e], &computed);
+}
