@@ -5,8 +5,8 @@ use std::path::Path;
 
 use embcam_cub::load::{TrainTransform, Transform, load_image};
 use embcam_cub::synth::{
-    Difficulty, PartLabels, SynthConfig, generate, load_render, read_discriminative_parts,
-    read_interventions, render_interventions,
+    Difficulty, PartLabels, SynthConfig, generate, interventions_made_at, load_render,
+    read_discriminative_parts, read_interventions, render_interventions,
 };
 use embcam_cub::{DEFAULT_MASK_THRESHOLD, Dataset};
 use indicatif::ProgressBar;
@@ -209,7 +209,7 @@ fn generated_datasets_keep_their_bytes() {
         "340fd18f15cb5fb9f77959ba1044a53bbe96217cfe73ddf698910031c5f1a685"
     );
     // Rendering interventions adds a folder and changes nothing else.
-    render_interventions(&out, &cfg, &ProgressBar::hidden()).unwrap();
+    render_interventions(&out, &cfg, None, &ProgressBar::hidden()).unwrap();
     let after = tree_hash(&out);
     let dataset: BTreeMap<_, _> =
         after.into_iter().filter(|(p, _)| !p.starts_with("interventions/")).collect();
@@ -225,10 +225,12 @@ fn interventions_are_deterministic_and_complete() {
         let out = tmp.path().join(name);
         generate(&out, &cfg, &ProgressBar::hidden()).unwrap();
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        let s = pool.install(|| render_interventions(&out, &cfg, &ProgressBar::hidden())).unwrap();
+        let s = pool
+            .install(|| render_interventions(&out, &cfg, None, &ProgressBar::hidden()))
+            .unwrap();
         assert_eq!(s.images, 30);
         // Cached: a second call renders nothing and reports the same.
-        assert_eq!(render_interventions(&out, &cfg, &ProgressBar::hidden()).unwrap(), s);
+        assert_eq!(render_interventions(&out, &cfg, None, &ProgressBar::hidden()).unwrap(), s);
         trees.push(tree_hash(&out.join("interventions")));
     }
     assert_eq!(trees[0], trees[1]);
@@ -276,18 +278,55 @@ fn interventions_are_deterministic_and_complete() {
 }
 
 #[test]
+fn interventions_of_some_images_only_and_grown_on_demand() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = small(4, Difficulty::standard());
+    let (full, part) = (tmp.path().join("full"), tmp.path().join("part"));
+    for out in [&full, &part] {
+        generate(out, &cfg, &ProgressBar::hidden()).unwrap();
+    }
+    render_interventions(&full, &cfg, None, &ProgressBar::hidden()).unwrap();
+    let ids = |out: &Path| -> Vec<u32> {
+        read_interventions(out).unwrap().iter().map(|e| e.image_id).collect()
+    };
+    let s = render_interventions(&part, &cfg, Some(&[5, 3]), &ProgressBar::hidden()).unwrap();
+    assert_eq!((s.images, ids(&part)), (2, vec![3, 5]));
+    assert!(interventions_made_at(&part, &cfg, Some(&[3])));
+    assert!(!interventions_made_at(&part, &cfg, Some(&[1])));
+    assert!(!interventions_made_at(&part, &cfg, None));
+    // Asking for a subset of what is there renders nothing.
+    assert_eq!(render_interventions(&part, &cfg, Some(&[5]), &ProgressBar::hidden()).unwrap(), s);
+    // A new id grows the folder to the union.
+    render_interventions(&part, &cfg, Some(&[1]), &ProgressBar::hidden()).unwrap();
+    assert_eq!(ids(&part), vec![1, 3, 5]);
+    // An image's files are the same bytes whether rendered alone or with the whole dataset.
+    let full_tree = tree_hash(&full.join("interventions"));
+    for (path, digest) in tree_hash(&part.join("interventions")) {
+        if path.ends_with(".jpg") || path.ends_with(".png") {
+            assert_eq!(full_tree.get(&path), Some(&digest), "{path}");
+        }
+    }
+    let err = render_interventions(&part, &cfg, Some(&[999]), &ProgressBar::hidden())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("image id 999"), "{err}");
+}
+
+#[test]
 fn interventions_need_their_dataset() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("s");
     let cfg = small(2, Difficulty::standard());
-    let err = render_interventions(&out, &cfg, &ProgressBar::hidden()).unwrap_err().to_string();
+    let err =
+        render_interventions(&out, &cfg, None, &ProgressBar::hidden()).unwrap_err().to_string();
     assert!(err.contains("generate the dataset first"), "{err}");
     generate(&out, &cfg, &ProgressBar::hidden()).unwrap();
     let other = SynthConfig { seed: 3, ..cfg };
-    assert!(render_interventions(&out, &other, &ProgressBar::hidden()).is_err());
+    assert!(render_interventions(&out, &other, None, &ProgressBar::hidden()).is_err());
     // A stray folder from other settings is not taken for this dataset's interventions.
     std::fs::create_dir_all(out.join("interventions")).unwrap();
-    let err = render_interventions(&out, &cfg, &ProgressBar::hidden()).unwrap_err().to_string();
+    let err =
+        render_interventions(&out, &cfg, None, &ProgressBar::hidden()).unwrap_err().to_string();
     assert!(err.contains("remove it"), "{err}");
     assert!(read_interventions(&out).is_err());
 }

@@ -41,7 +41,7 @@ fn a_network_that_ignores_the_background_has_background_independence_1() {
         difficulty: Difficulty::easy(),
     };
     let s = generate(&out, &cfg, &ProgressBar::hidden()).unwrap();
-    render_interventions(&out, &cfg, &ProgressBar::hidden()).unwrap();
+    render_interventions(&out, &cfg, None, &ProgressBar::hidden()).unwrap();
     let ds = Dataset::open(&s.root, None).unwrap();
     let mut scored = 0;
     for e in read_interventions(&out).unwrap() {

@@ -410,7 +410,8 @@ pub fn train(
     let classes = data.train.iter().map(|&i| data.dataset.images[i].class_id).collect();
     let labels = training_labels(classes, cfg.shuffle_labels.then_some(cfg.seed));
     // The label each training image is trained with, by dataset index.
-    let label_of: HashMap<usize, u32> = data.train.iter().copied().zip(labels.iter().copied()).collect();
+    let label_of: HashMap<usize, u32> =
+        data.train.iter().copied().zip(labels.iter().copied()).collect();
     let sampler = PkSampler::new(&labels, cfg.classes_per_batch, cfg.images_per_class)?;
     let steps_per_epoch = sampler.epoch(cfg.seed, 0).len();
     if steps_per_epoch == 0 {

@@ -8,6 +8,8 @@
 //! ```text
 //! interventions/index.csv                      one row per rendered file (below)
 //! interventions/synthcub_interventions.txt     the dataset's stamp + the interventions' version
+//!                                              + `images=` the ids rendered (a run renders only
+//!                                              the images it scores)
 //! interventions/<class>/<file>/parts.png       part label map of the dataset's image
 //! interventions/<class>/<file>/remove_part_KK.jpg          part region KK left out
 //! interventions/<class>/<file>/counterfactual.jpg          discriminative part from the pair class
@@ -40,7 +42,7 @@
 //! `counterfactual`, `background` or `no_bird`; `part_id` is 0 except for `remove_part`;
 //! `part_labels` is empty where the rendered image has no label map of its own.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -82,24 +84,41 @@ fn stamp(cfg: &SynthConfig) -> String {
     format!("{}interventions={INTERVENTIONS_VERSION}\n", cfg.stamp())
 }
 
-/// Whether `out` (a SynthCUB folder) holds complete interventions of the dataset made with `cfg`.
-pub fn interventions_made_at(out: &Path, cfg: &SynthConfig) -> bool {
-    std::fs::read_to_string(out.join(INTERVENTIONS_DIR).join(STAMP)).is_ok_and(|s| s == stamp(cfg))
+/// The image ids whose interventions `out` (a SynthCUB folder) holds for the dataset made with
+/// `cfg`: `None` when it holds none of this dataset (no folder, other settings, incomplete).
+fn rendered_ids(out: &Path, cfg: &SynthConfig) -> Option<BTreeSet<u32>> {
+    let text = std::fs::read_to_string(out.join(INTERVENTIONS_DIR).join(STAMP)).ok()?;
+    let ids = text.strip_prefix(&stamp(cfg))?.strip_prefix("images=")?;
+    ids.split_whitespace().map(|t| t.parse().ok()).collect()
 }
 
-/// Render every image's interventions into `out/interventions/` (layout in the module docs).
-/// `out` must hold the SynthCUB made by [`generate`](super::generate) with exactly `cfg` (its
-/// stamp is checked); the dataset's files are not changed. Deterministic: `cfg` gives the same
-/// bytes, whatever the thread count. Returns at once when complete interventions of this dataset
-/// are already there. Writes into a temporary sibling folder renamed into place at the end.
-/// `progress` advances once per image.
+/// Whether `out` (a SynthCUB folder) holds complete interventions of the dataset made with
+/// `cfg` for every image in `ids` (`None`: every image of the dataset).
+pub fn interventions_made_at(out: &Path, cfg: &SynthConfig, ids: Option<&[u32]>) -> bool {
+    let n = cfg.classes * cfg.images_per_class;
+    rendered_ids(out, cfg).is_some_and(|have| match ids {
+        Some(ids) => ids.iter().all(|id| have.contains(id)),
+        None => (1..=n).all(|id| have.contains(&id)),
+    })
+}
+
+/// Render the interventions of the images `ids` (`None`: every image) into `out/interventions/`
+/// (layout in the module docs). `out` must hold the SynthCUB made by
+/// [`generate`](super::generate) with exactly `cfg` (its stamp is checked); the dataset's files
+/// are not changed. An image's renders depend only on `cfg` and its id, so the bytes are the same
+/// whatever else is rendered and whatever the thread count. Returns at once when those images'
+/// interventions are already there; otherwise renders them together with the ones already there
+/// into a temporary sibling folder and swaps it into place (so a run that scores 80 images renders
+/// 80, not the whole dataset). `progress` advances once per image.
 ///
 /// # Errors
-/// `out` is not this configuration's SynthCUB; `out/interventions` exists but belongs to other
-/// settings or is incomplete; a file cannot be written.
+/// `out` is not this configuration's SynthCUB; an id is not one of its images;
+/// `out/interventions` exists but belongs to other settings or is incomplete; a file cannot be
+/// written.
 pub fn render_interventions(
     out: &Path,
     cfg: &SynthConfig,
+    ids: Option<&[u32]>,
     progress: &ProgressBar,
 ) -> Result<InterventionSummary> {
     cfg.validate()?;
@@ -113,11 +132,24 @@ pub fn render_interventions(
             super::STAMP
         )));
     }
-    if interventions_made_at(out, cfg) {
-        let renders = read_index(&root)?.iter().filter(|r| r.kind != "original").count();
-        return Ok(InterventionSummary { root, images: n as usize, renders });
+    let mut want: BTreeSet<u32> = match ids {
+        Some(ids) => ids.iter().copied().collect(),
+        None => (1..=n).collect(),
+    };
+    if let Some(bad) = want.iter().find(|&&id| !(1..=n).contains(&id)) {
+        return Err(CubError::Invalid(format!(
+            "image id {bad} is not in {} (its ids are 1–{n})",
+            out.display()
+        )));
     }
-    if root.exists() {
+    let have = rendered_ids(out, cfg);
+    if let Some(have) = &have {
+        if want.is_subset(have) {
+            let renders = read_index(&root)?.iter().filter(|r| r.kind != "original").count();
+            return Ok(InterventionSummary { root, images: have.len(), renders });
+        }
+        want.extend(have);
+    } else if root.exists() {
         return Err(CubError::Invalid(format!(
             "{} exists but was not rendered from this dataset's settings (or is incomplete); \
              remove it and render again",
@@ -129,9 +161,11 @@ pub fn render_interventions(
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
     }
-    progress.set_length(n as u64);
-    let rows: Vec<String> = (1..=n)
-        .into_par_iter()
+    progress.set_length(want.len() as u64);
+    let want: Vec<u32> = want.into_iter().collect();
+    let rows: Vec<String> = want
+        .par_iter()
+        .copied()
         .progress_with(progress.clone())
         .map(|id| render_image(id, &classes, cfg, &tmp))
         .collect::<Result<_>>()?;
@@ -139,9 +173,19 @@ pub fn render_interventions(
     let index = tmp.join(INDEX);
     std::fs::write(&index, format!("{HEADER}\n{}", rows.concat())).map_err(io(&index))?;
     let stamp_path = tmp.join(STAMP);
-    std::fs::write(&stamp_path, stamp(cfg)).map_err(io(&stamp_path))?;
-    std::fs::rename(&tmp, &root).map_err(io(&root))?;
-    Ok(InterventionSummary { root, images: n as usize, renders })
+    let listed: Vec<String> = want.iter().map(u32::to_string).collect();
+    let text = format!("{}images={}\n", stamp(cfg), listed.join(" "));
+    std::fs::write(&stamp_path, text).map_err(io(&stamp_path))?;
+    if have.is_some() {
+        // The earlier, smaller rendering: moved aside, replaced, then removed.
+        let old = out.join(format!(".{INTERVENTIONS_DIR}.old-{}", std::process::id()));
+        std::fs::rename(&root, &old).map_err(io(&root))?;
+        std::fs::rename(&tmp, &root).map_err(io(&root))?;
+        std::fs::remove_dir_all(&old).map_err(io(&old))?;
+    } else {
+        std::fs::rename(&tmp, &root).map_err(io(&root))?;
+    }
+    Ok(InterventionSummary { root, images: want.len(), renders })
 }
 
 /// Render one image's interventions under `dir/<class>/<file>/`; its index rows.

@@ -22,8 +22,8 @@ use super::explain::{
     batch_proxies, cam_methods, cam_names, cam_options, input_tensor, proxy_bank, scored_columns,
 };
 use super::{Cached, Job, Trained};
-use crate::config::vocab::Word;
 use crate::config::DatasetKind;
+use crate::config::vocab::Word;
 use crate::progress::bar;
 
 /// Per-image part-level rows: `((source, proxy, stage), image id, values in
@@ -60,11 +60,18 @@ pub fn ground_truth(job: &Job<'_>, trained: &Trained) -> Result<Cached<GroundTru
     );
     job.cached("ground-truth", &inputs, "ground_truth.json", false, |_| {
         let cfg = d.synth.clone().unwrap_or_default().config();
+        let all = job.data.eval_images(exp.file.eval.max_images);
+        let images = thin(&all, b.ground_truth_images);
+        // Only the scored images' interventions are rendered (the folder grows on demand), under
+        // the dataset's lock: another experiment may be rendering into the same dataset.
+        let ids: Vec<u32> = images.iter().map(|&k| job.data.dataset.images[k].id).collect();
+        let lock = crate::lock::acquire(&crate::lock::beside(&d.path), "SynthCUB interventions")?;
         let pb = bar("interventions");
-        embcam_cub::synth::render_interventions(&d.path, &cfg, &pb).with_context(|| {
-            format!("rendering SynthCUB's interventions in {}", d.path.display())
-        })?;
+        embcam_cub::synth::render_interventions(&d.path, &cfg, Some(&ids), &pb).with_context(
+            || format!("rendering SynthCUB's interventions in {}", d.path.display()),
+        )?;
         pb.finish_and_clear();
+        drop(lock);
         let by_id: BTreeMap<u32, ImageInterventions> =
             embcam_cub::synth::read_interventions(&d.path)?
                 .into_iter()
@@ -76,8 +83,6 @@ pub fn ground_truth(job: &Job<'_>, trained: &Trained) -> Result<Cached<GroundTru
             cfg.seed,
         )?;
         let pair_of: BTreeMap<u32, u32> = classes.iter().map(|c| (c.id, c.nearest)).collect();
-        let all = job.data.eval_images(exp.file.eval.max_images);
-        let images = thin(&all, b.ground_truth_images);
         let (table, bank) = proxy_bank(job, &trained.net, &all)?;
         let run = GtRun { job, net: &trained.net, by_id: &by_id, pair_of: &pair_of };
         let stages = super::explain::stage_names(job, &trained.net)?;
