@@ -117,9 +117,43 @@ pub struct BenchArgs {
 pub struct RunArgs {
     /// The experiment file (TOML; keys in experiments/README.md).
     pub experiment: PathBuf,
-    /// Recompute every stage instead of reusing cached results.
-    #[arg(long)]
-    pub force: bool,
+    /// Recompute every stage instead of reusing cached results; `--force=STAGE` recomputes that
+    /// stage alone (later stages are still reused while their inputs are unchanged).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "all")]
+    #[arg(value_name = "STAGE")]
+    pub force: Option<ForceStage>,
+}
+
+/// What `--force` recomputes: every stage, or one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ForceStage {
+    /// Every stage.
+    All,
+    /// Training.
+    Train,
+    /// The heatmaps.
+    Explain,
+    /// The scores.
+    Evaluate,
+    /// Ground truth on SynthCUB's interventions.
+    GroundTruth,
+    /// Model randomisation sanity checks.
+    Sanity,
+}
+
+impl ForceStage {
+    /// Whether `--force` with this value recomputes the stage named `stage` (as in its folder).
+    pub fn covers(self, stage: &str) -> bool {
+        let name = match self {
+            ForceStage::All => return true,
+            ForceStage::Train => "train",
+            ForceStage::Explain => "explain",
+            ForceStage::Evaluate => "evaluate",
+            ForceStage::GroundTruth => "ground-truth",
+            ForceStage::Sanity => "sanity",
+        };
+        name == stage
+    }
 }
 
 /// `embcam synth`.

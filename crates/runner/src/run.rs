@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde_json::json;
 
+use crate::cli::ForceStage;
 use crate::config;
 use crate::pipeline;
 use crate::report::{self, EpochPoint, FaithPoint, ReportData, TauPoint};
@@ -28,7 +29,7 @@ pub enum Until {
 }
 
 /// Run an experiment file as far as `until`; returns the run folder when one was written.
-pub fn run(path: &Path, force: bool, until: Until) -> Result<Option<PathBuf>> {
+pub fn run(path: &Path, force: Option<ForceStage>, until: Until) -> Result<Option<PathBuf>> {
     let experiments = config::load(path)?;
     let first = &experiments[0];
     let exp_dir = first.file.output.dir.join(&first.name);

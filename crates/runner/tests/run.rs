@@ -803,3 +803,25 @@ fn a_real_dataset_changed_in_place_or_other_masks_recompute_every_stage() {
     write(&other);
     stages(&["run", e], &computed);
 }
+
+#[test]
+fn force_can_target_one_stage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tiny(tmp.path(), "");
+    let e = exp.to_str().unwrap();
+    stages(&["run", e], &[("train", "computed")]);
+    stages(
+        &["run", e, "--force=explain"],
+        &[("train", "reused"), ("explain", "computed"), ("evaluate", "reused")],
+    );
+    stages(
+        &["evaluate", "--force=evaluate", e],
+        &[("train", "reused"), ("explain", "reused"), ("evaluate", "computed")],
+    );
+    // A plain --force, before or after the file, still recomputes everything.
+    let all = [("train", "computed"), ("explain", "computed"), ("evaluate", "computed")];
+    stages(&["run", "--force", e], &all);
+    let o = embcam(&["run", e, "--force=trian"]);
+    let t = text(&o);
+    assert!(!o.status.success() && t.contains("trian") && t.contains("explain"), "{t}");
+}

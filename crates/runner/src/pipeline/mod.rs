@@ -45,8 +45,8 @@ pub struct Job<'a> {
     pub data: &'a Data,
     /// Where the networks run.
     pub device: &'a Device,
-    /// Recompute instead of reusing finished stages.
-    pub force: bool,
+    /// Recompute finished stages instead of reusing them: all, or one (`--force=STAGE`).
+    pub force: Option<crate::cli::ForceStage>,
 }
 
 /// A stage's result and whether it was reused.
@@ -82,7 +82,7 @@ impl Job<'_> {
             crate::lock::acquire(&stage.dir.with_extension("lock"), &format!("the {name} stage"))?;
         let path = stage.file(file);
         let mut damaged = false;
-        if stage.is_done() && !self.force {
+        if stage.is_done() && !self.force.is_some_and(|f| f.covers(name)) {
             match stage.damage() {
                 None => {
                     let value = read_json(&path)?;
