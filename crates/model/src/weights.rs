@@ -18,8 +18,10 @@
 //!
 //! BatchNorm's `weight`/`bias` are burn's `gamma`/`beta`; `fc.weight` is the transpose of burn's
 //! `[K_last, d]` storage. Beside `model.safetensors` the export writes `model.json`
-//! ([`Architecture`]): the [`NetConfig`], stage names, input convention, and every tensor's name
-//! and shape. All tensors are f32.
+//! ([`Architecture`]): the [`NetConfig`], stage names, input convention, every tensor's name and
+//! shape, and the operations in forward order with their strides, paddings, pooling and BatchNorm
+//! ε ([`crate::nets::describe::Op`]), so that another tool rebuilds the network from the two
+//! files alone. All tensors are f32.
 
 use std::path::{Path, PathBuf};
 
@@ -53,6 +55,11 @@ pub struct Architecture {
     pub output: String,
     /// Every tensor in the file: `(name, shape)`, sorted by name.
     pub tensors: Vec<(String, Vec<usize>)>,
+    /// The network input to output as operations with their strides, paddings, pooling and
+    /// BatchNorm ε, named by tensor prefix: enough to rebuild it without this crate (absent in
+    /// files written before it was added).
+    #[serde(default)]
+    pub operations: Vec<crate::nets::describe::Op>,
 }
 
 /// What to import from a checkpoint.
@@ -147,6 +154,7 @@ pub fn export_safetensors(net: &Net, path: &Path) -> Result<Architecture, ModelE
             .to_string(),
         output: "z = fc.weight · GAP(last stage) + fc.bias; divided by its L2 norm when head.l2".to_string(),
         tensors,
+        operations: crate::nets::describe::operations(net),
     };
     let json_path = architecture_path(path);
     let json = serde_json::to_string_pretty(&arch)

@@ -1,10 +1,14 @@
 //! Weights in and out: torchvision names, round trips through `.safetensors` and `.bpk`, a `.pth`
 //! fixture, and the error for files that do not fit.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::module::Module;
-use burn::tensor::Device;
+use burn::tensor::activation::relu;
+use burn::tensor::module::{conv2d, max_pool2d};
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+use burn::tensor::{Device, Tensor, TensorData};
 use embcam_model::weights::{
     ImportOptions, export_safetensors, import_weights, load_burnpack, load_exported, save_burnpack,
 };
@@ -259,4 +263,136 @@ fn burnpack_keeps_running_statistics() {
     save_burnpack(&trained, &path).expect("save");
     let back = load_burnpack(cfg.init(&Device::flex(), 9).expect("init"), &path).expect("load");
     assert_eq!(max_abs_diff(&outputs(&trained, 32), &outputs(&back, 32)), 0.0);
+}
+
+/// What [`apply_map`] reads: the exported tensors and the device.
+struct Weights<'a> {
+    w: &'a BTreeMap<String, RawTensor>,
+    device: &'a Device,
+}
+
+impl Weights<'_> {
+    fn t<const D: usize>(&self, name: &str) -> Tensor<D> {
+        let r = &self.w[name];
+        let shape: [usize; D] = r.shape.clone().try_into().expect("rank");
+        Tensor::<D>::from_data(TensorData::new(r.values(), shape), self.device)
+    }
+}
+
+fn usizes(v: &serde_json::Value) -> Vec<usize> {
+    v.as_array().expect("array").iter().map(|n| n.as_u64().expect("number") as usize).collect()
+}
+
+fn two(v: &serde_json::Value) -> [usize; 2] {
+    usizes(v).try_into().expect("2 values")
+}
+
+/// `[top, left, bottom, right]` → burn's symmetric `[h, w]` (these networks pad symmetrically).
+fn symmetric(v: &serde_json::Value) -> [usize; 2] {
+    let p = usizes(v);
+    assert_eq!((p[0], p[1]), (p[2], p[3]), "asymmetric padding");
+    [p[0], p[1]]
+}
+
+/// One `model.json` operation on a `[B, C, H, W]` map, with nothing but the JSON, the exported
+/// tensors and burn's functional ops — no [`Net`] code — as another tool rebuilding it would.
+fn apply_map(op: &serde_json::Value, x: Tensor<4>, w: &Weights<'_>) -> Tensor<4> {
+    let name = op["name"].as_str().unwrap_or_default();
+    match op["op"].as_str().expect("op") {
+        "conv2d" => {
+            let bias =
+                op["bias"].as_bool().expect("bias").then(|| w.t::<1>(&format!("{name}.bias")));
+            let opts = ConvOptions::new(
+                two(&op["stride"]),
+                symmetric(&op["padding"]),
+                two(&op["dilation"]),
+                op["groups"].as_u64().expect("groups") as usize,
+            );
+            conv2d(x, w.t::<4>(&format!("{name}.weight")), bias, opts)
+        }
+        "batch_norm" => {
+            let c = op["channels"].as_u64().expect("channels") as usize;
+            let eps = op["eps"].as_f64().expect("eps");
+            let channel =
+                |suffix: &str| w.t::<1>(&format!("{name}.{suffix}")).reshape([1, c, 1, 1]);
+            (x - channel("running_mean")) / (channel("running_var") + eps).sqrt()
+                * channel("weight")
+                + channel("bias")
+        }
+        "relu" => relu(x),
+        "max_pool2d" => {
+            assert!(!op["ceil_mode"].as_bool().expect("ceil_mode"));
+            let opts = MaxPoolOptions::new(two(&op["kernel"]))
+                .with_stride(two(&op["stride"]))
+                .with_padding(symmetric(&op["padding"]))
+                .with_dilation(two(&op["dilation"]));
+            max_pool2d(x, opts)
+        }
+        "residual" => {
+            let run = |ops: &serde_json::Value, x: Tensor<4>| {
+                ops.as_array().expect("ops").iter().fold(x, |x, op| apply_map(op, x, w))
+            };
+            let body = run(&op["body"], x.clone());
+            relu(body + run(&op["shortcut"], x))
+        }
+        "stage" => x,
+        other => panic!("not a map operation: {other}"),
+    }
+}
+
+/// The whole `operations` list: maps, then pooling, the linear head and the normalisation.
+fn rebuild_from_json(ops: &[serde_json::Value], x: Tensor<4>, w: &Weights<'_>) -> Tensor<2> {
+    let pool = ops.iter().position(|op| op["op"] == "global_avg_pool").expect("a pooling op");
+    let map = ops[..pool].iter().fold(x, |x, op| apply_map(op, x, w));
+    let [b, c, _, _] = map.dims();
+    let mut z = map.mean_dim(3).mean_dim(2).reshape([b, c]);
+    for op in &ops[pool + 1..] {
+        match op["op"].as_str().expect("op") {
+            "linear" => {
+                let name = op["name"].as_str().expect("name");
+                let weight = w.t::<2>(&format!("{name}.weight")); // [out, in]
+                z = z.matmul(weight.transpose())
+                    + w.t::<1>(&format!("{name}.bias")).unsqueeze::<2>();
+            }
+            "l2_normalize" => {
+                let norm = z.clone().square().sum_dim(1).sqrt().clamp_min(1e-12);
+                z = z / norm;
+            }
+            other => panic!("unexpected op after pooling: {other}"),
+        }
+    }
+    z
+}
+
+#[test]
+fn model_json_alone_rebuilds_the_network() {
+    // The operations list must name every exported tensor and give strides, paddings, pooling and
+    // BatchNorm ε exactly: an interpreter of the JSON alone reproduces the network's output.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let device = Device::flex();
+    for (kind, px) in
+        [(BackboneKind::SmallCnn, 48), (BackboneKind::Resnet18, 64), (BackboneKind::Resnet50, 64)]
+    {
+        let net = NetConfig::embedding(kind, 16, true).init(&device, 3).expect("init");
+        let path = dir.path().join(format!("{kind}.safetensors"));
+        export_safetensors(&net, &path).expect("export");
+        let json: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(embcam_model::weights::architecture_path(&path)).expect("model.json"),
+        )
+        .expect("json");
+        let ops = json["operations"].as_array().expect("operations").clone();
+        let tensors = read_safetensors(&path);
+        let w = Weights { w: &tensors, device: &device };
+        let x = random4([2, 3, px, px], 9, &device);
+        let rebuilt = host(rebuild_from_json(&ops, x.clone(), &w));
+        let direct = host(net.forward(x));
+        let diff = max_abs_diff(&rebuilt, &direct);
+        assert!(diff < 1e-5, "{kind}: rebuilt from model.json differs by {diff}");
+        // Every tensor the file holds is read by some operation (nothing the JSON leaves out).
+        let text = serde_json::to_string(&ops).expect("json");
+        for name in tensors.keys() {
+            let prefix = name.rsplit_once('.').map_or(name.as_str(), |(p, _)| p);
+            assert!(text.contains(&format!("\"{prefix}\"")), "{kind}: {name} has no operation");
+        }
+    }
 }

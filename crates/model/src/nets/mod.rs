@@ -4,6 +4,7 @@
 //! Weights are initialised on the host from a seeded [`StdRng`], not from the backend's global
 //! generator, so that one seed gives the same network on every backend and in every thread.
 
+pub mod describe;
 pub mod head;
 pub mod resnet;
 pub mod small_cnn;
