@@ -157,31 +157,22 @@ fn resnet(net: &ResNet, stages: &[&str]) -> Vec<Op> {
     for (layer, stage) in [&net.layer1, &net.layer2, &net.layer3, &net.layer4].iter().zip(stages) {
         for (j, block) in layer.iter().enumerate() {
             let p = format!("{stage}.{j}");
-            let (body, downsample) = match block {
-                ResBlock::Basic(b) => (
-                    vec![
-                        conv(&format!("{p}.conv1"), &b.conv1),
-                        bn(&format!("{p}.bn1"), &b.bn1),
-                        Op::Relu,
-                        conv(&format!("{p}.conv2"), &b.conv2),
-                        bn(&format!("{p}.bn2"), &b.bn2),
-                    ],
-                    &b.downsample,
-                ),
+            // conv → BN pairs with a ReLU between them (the block's last ReLU follows the sum).
+            let (pairs, downsample): (Vec<(&Conv2d, &BatchNorm)>, _) = match block {
+                ResBlock::Basic(b) => (vec![(&b.conv1, &b.bn1), (&b.conv2, &b.bn2)], &b.downsample),
                 ResBlock::Bottleneck(b) => (
-                    vec![
-                        conv(&format!("{p}.conv1"), &b.conv1),
-                        bn(&format!("{p}.bn1"), &b.bn1),
-                        Op::Relu,
-                        conv(&format!("{p}.conv2"), &b.conv2),
-                        bn(&format!("{p}.bn2"), &b.bn2),
-                        Op::Relu,
-                        conv(&format!("{p}.conv3"), &b.conv3),
-                        bn(&format!("{p}.bn3"), &b.bn3),
-                    ],
+                    vec![(&b.conv1, &b.bn1), (&b.conv2, &b.bn2), (&b.conv3, &b.bn3)],
                     &b.downsample,
                 ),
             };
+            let mut body = Vec::new();
+            for (i, (c, n)) in pairs.into_iter().enumerate() {
+                if i > 0 {
+                    body.push(Op::Relu);
+                }
+                body.push(conv(&format!("{p}.conv{}", i + 1), c));
+                body.push(bn(&format!("{p}.bn{}", i + 1), n));
+            }
             let shortcut = downsample.as_ref().map_or_else(Vec::new, |d| {
                 vec![
                     conv(&format!("{p}.downsample.0"), &d.conv),
