@@ -6,6 +6,7 @@
 //! error that names the key and the file. A `[grid]` table maps dotted keys to lists; the run is
 //! the cartesian product of the lists, each cell repeated for every seed in `seeds`.
 
+mod dataset;
 mod file;
 mod resolve;
 mod validate;

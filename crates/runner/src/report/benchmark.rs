@@ -20,7 +20,7 @@ use embcam_eval::{PartMetric, Summary};
 use crate::pipeline::SanityRow;
 use crate::plots;
 use crate::store::write_atomic;
-use crate::table::{self, Key};
+use crate::table::{self, Key, Stat};
 
 /// One image's part-level values for one map source.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,40 +46,17 @@ pub struct SanityPoint {
     pub row: SanityRow,
 }
 
-/// A metric over seeds: mean of the per-seed means, spread (95% CI over images for one seed, sd
-/// over seeds for several), images, the mean 95% CI over images.
-struct Stat {
-    mean: f64,
-    spread: f64,
-    n: usize,
-    image_ci: f64,
-}
-
-/// Mean and spread over seeds of per-seed values `(mean, image CI, n)`.
+/// A metric over seeds from per-seed values `(mean, image CI, n)`: the mean ± sd over seeds
+/// ([`table::over_seeds`]; for one seed the spread is its image CI), images summed, the mean image
+/// CI.
 fn over_seeds(per_seed: &[(f64, f64, usize)]) -> Option<Stat> {
-    let k = per_seed.len();
-    if k == 0 {
-        return None;
+    let mut st = table::over_seeds(per_seed.iter().map(|s| s.0))?;
+    st.image_ci = per_seed.iter().map(|s| s.1).sum::<f64>() / per_seed.len() as f64;
+    if per_seed.len() == 1 {
+        st.spread = st.image_ci;
     }
-    let mean = per_seed.iter().map(|s| s.0).sum::<f64>() / k as f64;
-    let image_ci = per_seed.iter().map(|s| s.1).sum::<f64>() / k as f64;
-    let spread = if k == 1 {
-        image_ci
-    } else {
-        let v = per_seed.iter().map(|s| (s.0 - mean).powi(2)).sum::<f64>() / (k - 1) as f64;
-        v.sqrt()
-    };
-    Some(Stat { mean, spread, n: per_seed.iter().map(|s| s.2).sum(), image_ci })
-}
-
-fn cell_text(st: Option<&Stat>, seeds: usize) -> String {
-    match st {
-        Some(st) if seeds > 1 => {
-            format!("{:.3} ± {:.3} [± {:.3}]", st.mean, st.spread, st.image_ci)
-        }
-        Some(st) => format!("{:.3} ± {:.3}", st.mean, st.spread),
-        None => "–".to_string(),
-    }
+    st.n = per_seed.iter().map(|s| s.2).sum();
+    Some(st)
 }
 
 /// Write `ground_truth_metrics.csv`, `ground_truth.md` and `ground_truth.csv` into `out`;
@@ -155,18 +132,10 @@ pub fn write_ground_truth(out: &Path, rows: &[GtRow], baselines: &[String]) -> R
         cells.extend([seeds.len().to_string(), images.to_string()]);
         let mut rec = vec![key.cell.clone()];
         rec.extend(cells[usize::from(has_cells)..].iter().cloned());
-        cells.extend(stats.iter().map(|s| cell_text(s.as_ref(), seeds.len())));
+        cells.extend(stats.iter().map(|s| table::cell_text(s.as_ref(), seeds.len())));
         let _ = writeln!(md, "| {} |", cells.join(" | "));
         for st in &stats {
-            match st {
-                Some(st) => rec.extend([
-                    format!("{:.6}", st.mean),
-                    format!("{:.6}", st.spread),
-                    st.n.to_string(),
-                    format!("{:.6}", st.image_ci),
-                ]),
-                None => rec.extend([String::new(), String::new(), "0".into(), String::new()]),
-            }
+            rec.extend(table::stat_fields(st.as_ref()));
         }
         w.write_record(&rec)?;
     }
@@ -239,24 +208,13 @@ pub fn write_randomisation(out: &Path, points: &[SanityPoint]) -> Result<String>
     ])?;
     let mut curves: BTreeMap<String, BTreeMap<String, Vec<(f64, f64)>>> = BTreeMap::new();
     for ((cell, _, step, layers, method, proxy, stage), v) in &groups {
-        let k = v.len() as f64;
-        let mean = |f: fn(&(f64, f64, usize)) -> f64| v.iter().map(f).sum::<f64>() / k;
-        let sd = |f: fn(&(f64, f64, usize)) -> f64, m: f64| {
-            if v.len() < 2 {
-                0.0
-            } else {
-                (v.iter().map(|x| (f(x) - m).powi(2)).sum::<f64>() / (k - 1.0)).sqrt()
-            }
-        };
-        let (rho, ssim) = (mean(|x| x.0), mean(|x| x.1));
-        let (rho_sd, ssim_sd) = (sd(|x| x.0, rho), sd(|x| x.1, ssim));
+        let rho_st = table::over_seeds(v.iter().map(|x| x.0)).unwrap_or_default();
+        let ssim_st = table::over_seeds(v.iter().map(|x| x.1)).unwrap_or_default();
+        let (rho, rho_sd, ssim, ssim_sd) =
+            (rho_st.mean, rho_st.spread, ssim_st.mean, ssim_st.spread);
         let passes = rho < RANDOMISATION_MAX_SPEARMAN;
         let images = v.iter().map(|x| x.2).max().unwrap_or(0);
-        let mut cells = vec![];
-        if has_cells {
-            cells.push(cell.clone());
-        }
-        cells.extend([
+        let key = [
             step.clone(),
             layers.to_string(),
             method.clone(),
@@ -264,31 +222,28 @@ pub fn write_randomisation(out: &Path, points: &[SanityPoint]) -> Result<String>
             stage.clone(),
             v.len().to_string(),
             images.to_string(),
-        ]);
+        ];
         let pm = |m: f64, s: f64| {
             if v.len() > 1 { format!("{m:.3} ± {s:.3}") } else { format!("{m:.3}") }
         };
+        let mut cells: Vec<String> = if has_cells { vec![cell.clone()] } else { vec![] };
+        cells.extend(key.iter().cloned());
         cells.extend([
             pm(rho, rho_sd),
             pm(ssim, ssim_sd),
             if passes { "yes" } else { "no" }.into(),
         ]);
         let _ = writeln!(md, "| {} |", cells.join(" | "));
-        w.write_record([
-            cell.clone(),
-            step.clone(),
-            layers.to_string(),
-            method.clone(),
-            proxy.clone(),
-            stage.clone(),
-            v.len().to_string(),
-            images.to_string(),
+        let mut rec = vec![cell.clone()];
+        rec.extend(key);
+        rec.extend([
             format!("{rho:.6}"),
             format!("{rho_sd:.6}"),
             format!("{ssim:.6}"),
             format!("{ssim_sd:.6}"),
             passes.to_string(),
-        ])?;
+        ]);
+        w.write_record(&rec)?;
         if step.starts_with("cascade:") {
             let series = format!("{} @ {stage}", table::source_label(method, proxy));
             curves

@@ -38,11 +38,10 @@ pub fn markdown(summaries: &[Summary]) -> String {
             cells.push(match s.stat(m) {
                 // A split-level number of one seed has no spread to show.
                 Some(st) if m.level() == Level::Split && s.seeds == 1 => format!("{:.3}", st.mean),
-                Some(st) if s.seeds > 1 && m.level() == Level::Image => {
-                    format!("{:.3} ± {:.3} [± {:.3}]", st.mean, st.spread, st.image_ci)
+                Some(st) if m.level() == Level::Split => {
+                    format!("{:.3} ± {:.3}", st.mean, st.spread)
                 }
-                Some(st) => format!("{:.3} ± {:.3}", st.mean, st.spread),
-                None => "–".to_string(),
+                st => super::cell_text(st.as_ref(), s.seeds),
             });
         }
         cells.push(s.zero_maps.to_string());
@@ -81,15 +80,7 @@ pub fn summary_csv(summaries: &[Summary]) -> Result<String> {
             s.zero_maps.to_string(),
         ];
         for st in &s.stats {
-            match st {
-                Some(st) => rec.extend([
-                    format!("{:.6}", st.mean),
-                    format!("{:.6}", st.spread),
-                    st.n.to_string(),
-                    format!("{:.6}", st.image_ci),
-                ]),
-                None => rec.extend([String::new(), String::new(), "0".into(), String::new()]),
-            }
+            rec.extend(super::stat_fields(st.as_ref()));
         }
         w.write_record(&rec)?;
     }

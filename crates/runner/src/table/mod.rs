@@ -142,6 +142,32 @@ pub struct Stat {
     pub image_ci: f64,
 }
 
+/// A statistic's four CSV fields (mean, spread, n, image CI); empty fields and n = 0 when the
+/// metric has no value in the group.
+pub fn stat_fields(st: Option<&Stat>) -> [String; 4] {
+    match st {
+        Some(st) => [
+            format!("{:.6}", st.mean),
+            format!("{:.6}", st.spread),
+            st.n.to_string(),
+            format!("{:.6}", st.image_ci),
+        ],
+        None => [String::new(), String::new(), "0".into(), String::new()],
+    }
+}
+
+/// A per-image metric's table cell: `mean ± spread`, and with several seeds `mean ± sd [± mean
+/// image CI]`; `–` without a value.
+pub fn cell_text(st: Option<&Stat>, seeds: usize) -> String {
+    match st {
+        Some(st) if seeds > 1 => {
+            format!("{:.3} ± {:.3} [± {:.3}]", st.mean, st.spread, st.image_ci)
+        }
+        Some(st) => format!("{:.3} ± {:.3}", st.mean, st.spread),
+        None => "–".to_string(),
+    }
+}
+
 /// One line of the summary table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
