@@ -1,5 +1,6 @@
-//! Part-level ground truth on SynthCUB's interventions (DESIGN.md, "Ground truth on SynthCUB";
-//! the interventions are `embcam_cub::synth::render_interventions`'s, the part regions its
+//! Part-level ground truth on SynthCUB's interventions (docs/metrics.md, "Ground truth on
+//! SynthCUB's interventions"; the interventions are `embcam_cub::synth::render_interventions`'s,
+//! the part regions its
 //! [`PartLabels`]). Per image, every score beside what a uniform map gets:
 //!
 //! - **Part-mass ratio** of a region `R` ([`region_mass`]): `r(R) = (Σ_{p∈R} H / Σ_p H) /

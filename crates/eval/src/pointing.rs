@@ -2,7 +2,7 @@
 //! against the box and the mask, with an optional tolerance. Part-level pointing on SynthCUB's
 //! exact part regions is [`crate::parts`].
 //!
-//! **The rule (DESIGN.md, "Pointing game").** An image scores whether `argmax H` hits, and tied
+//! **The rule (docs/metrics.md, "Pointing game").** An image scores whether `argmax H` hits, and tied
 //! maxima count fractionally: with `P = {p : H(p) = max H}` (exact equality) the score is
 //! `|{p ∈ P : p hits}| / |P|`. A unique maximum scores 0 or 1, as in Zhang et al.; with ties the
 //! score is the expected hit of an argmax drawn uniformly among them, so no tie-breaking order
