@@ -2,9 +2,9 @@
 //! per run folder and per SynthCUB generation.
 //!
 //! A lock is a file created with `create_new` (the claim: exactly one process succeeds) holding
-//! the holder's pid, host and start time. While held, a thread refreshes the file's modification
-//! time every [`HEARTBEAT`]. The file is removed when the [`Lock`] is dropped (on success and on
-//! error). A lock is *stale*, and taken over, when
+//! the holder's pid, host and start time. While held, a thread rewrites the file's bytes in place
+//! every [`HEARTBEAT`], which moves its modification time. The file is removed when the [`Lock`]
+//! is dropped (on success and on error). A lock is *stale*, and taken over, when
 //!
 //! - its holder ran on this host and its pid no longer runs (read from `/proc`), or
 //! - its file has not been refreshed for [`STALE_AFTER`] (a holder on another host that died, or
@@ -12,6 +12,20 @@
 //!
 //! Taking over a stale lock happens under a second, short-lived `<lock>.break` file, so two
 //! waiters never remove each other's fresh lock.
+//!
+//! # Shared storage (NFS and the like)
+//!
+//! Processes on several machines may share one results folder. What is assumed of its file
+//! system: an exclusive create (`O_CREAT | O_EXCL`, what `create_new` asks for) succeeds for one
+//! process only — true of local file systems, of NFSv3 and NFSv4 (not NFSv2), and of Lustre,
+//! GPFS and BeeGFS; `mkdir` and a rename within a folder are atomic (run ids, finished files);
+//! host names differ between the machines, and processes on one host see each other in `/proc`
+//! (else a dead holder is only noticed by its age). Clocks need not agree: a lock's age is its
+//! modification time against the file system's own clock — a probe file's modification time,
+//! created beside the lock when the local clock says the lock may be stale — and the heartbeat
+//! writes the file rather than setting a time, so the file server stamps it. Cached attributes
+//! (NFS caches them up to a minute by default) make a lock look older by that much at most, far
+//! below [`STALE_AFTER`].
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -34,6 +48,8 @@ const POLL: Duration = Duration::from_millis(200);
 #[derive(Debug)]
 pub struct Lock {
     path: PathBuf,
+    /// What this process wrote into the file.
+    text: String,
     heartbeat: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
 }
 
@@ -79,7 +95,7 @@ impl Holder {
 }
 
 /// This machine's name (`/proc/sys/kernel/hostname`, `/etc/hostname`, `$HOSTNAME`), or `unknown`.
-fn host() -> String {
+pub(crate) fn host() -> String {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .iter()
         .find_map(|f| std::fs::read_to_string(f).ok())
@@ -93,10 +109,33 @@ fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// How long ago `path` was last modified (`None` when it cannot be read, e.g. it is gone).
+/// How long ago `path` was last modified, by this machine's clock (`None` when it cannot be
+/// read, e.g. it is gone).
 fn age(path: &Path) -> Option<Duration> {
     let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
     Some(SystemTime::now().duration_since(modified).unwrap_or_default())
+}
+
+/// Whether the lock at `path` has gone unrefreshed for longer than [`STALE_AFTER`]. Judged by the
+/// file system's clock when this machine's clock says it may be: on shared storage the two can
+/// disagree by minutes, and a fresh lock of another host must not look stale.
+fn unrefreshed(path: &Path) -> bool {
+    if age(path).is_none_or(|a| a <= STALE_AFTER / 2) {
+        return false;
+    }
+    let Ok(lock) = std::fs::metadata(path).and_then(|m| m.modified()) else {
+        return false;
+    };
+    // A probe beside the lock: its modification time is the file system's "now".
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let probe = path.with_file_name(format!("{name}.clock-{}-{}", host(), std::process::id()));
+    let now = std::fs::File::create(&probe).and_then(|f| f.metadata()).and_then(|m| m.modified());
+    let _ = std::fs::remove_file(&probe);
+    match now {
+        Ok(now) => now.duration_since(lock).is_ok_and(|a| a > STALE_AFTER),
+        // No probe (a read-only folder): this machine's clock.
+        Err(_) => age(path).is_some_and(|a| a > STALE_AFTER),
+    }
 }
 
 /// Take the lock at `path`, waiting while another live process holds it. `what` names what is
@@ -130,17 +169,16 @@ pub fn try_acquire(path: &Path) -> Result<std::result::Result<Lock, String>> {
     for _ in 0..2 {
         match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
             Ok(mut file) => {
-                let me = Holder::me();
-                file.write_all(me.text().as_bytes())
+                let text = Holder::me().text();
+                file.write_all(text.as_bytes())
                     .and_then(|()| file.sync_all())
                     .with_context(|| format!("writing the lock {}", path.display()))?;
-                return Ok(Ok(Lock::held(path)));
+                return Ok(Ok(Lock::held(path, file, text)));
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let text = std::fs::read_to_string(path).unwrap_or_default();
                 let holder = Holder::parse(&text);
-                let old = age(path).is_some_and(|a| a > STALE_AFTER);
-                let stale = old || holder.as_ref().is_some_and(Holder::is_dead);
+                let stale = holder.as_ref().is_some_and(Holder::is_dead) || unrefreshed(path);
                 if !stale || !break_stale(path, &text)? {
                     return Ok(Err(holder.map_or_else(
                         || "just being taken".to_string(),
@@ -184,17 +222,23 @@ fn break_stale(path: &Path, seen: &str) -> Result<bool> {
 }
 
 impl Lock {
-    fn held(path: &Path) -> Lock {
+    /// The lock at `path`, just created as `file` holding `text`; its heartbeat starts. The
+    /// heartbeat writes through `file`, never the path: a lock taken over meanwhile (its holder
+    /// stalled past [`STALE_AFTER`]) belongs to another process and is left alone.
+    fn held(path: &Path, mut file: std::fs::File, text: String) -> Lock {
+        use std::io::{Seek, SeekFrom};
         let (tx, rx) = mpsc::channel::<()>();
-        let file = path.to_path_buf();
+        let mine = text.clone();
         let beat = std::thread::spawn(move || {
             while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(HEARTBEAT) {
-                if let Ok(f) = std::fs::OpenOptions::new().append(true).open(&file) {
-                    let _ = f.set_modified(SystemTime::now());
-                }
+                // The same bytes again: the file system stamps the write with its own clock.
+                let _ = file
+                    .seek(SeekFrom::Start(0))
+                    .and_then(|_| file.write_all(text.as_bytes()))
+                    .and_then(|()| file.sync_data());
             }
         });
-        Lock { path: path.to_path_buf(), heartbeat: Some((tx, beat)) }
+        Lock { path: path.to_path_buf(), text: mine, heartbeat: Some((tx, beat)) }
     }
 }
 
@@ -204,7 +248,10 @@ impl Drop for Lock {
             drop(tx);
             let _ = beat.join();
         }
-        let _ = std::fs::remove_file(&self.path);
+        // Only while it is still ours (not taken over after a stall).
+        if std::fs::read_to_string(&self.path).is_ok_and(|t| t == self.text) {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -230,6 +277,19 @@ mod tests {
         drop(lock);
         assert!(!path.exists());
         assert!(try_acquire(&path).expect("io").is_ok());
+    }
+
+    #[test]
+    fn a_lock_taken_over_meanwhile_is_left_to_its_new_holder() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("x.lock");
+        let lock = try_acquire(&path).expect("io").expect("free");
+        // Another process broke this (stalled) holder's lock and took it.
+        let other = Holder { pid: 1, host: "elsewhere".into(), started: 2 };
+        std::fs::remove_file(&path).expect("break");
+        std::fs::write(&path, other.text()).expect("take over");
+        drop(lock);
+        assert_eq!(std::fs::read_to_string(&path).expect("still there"), other.text());
     }
 
     #[test]
