@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::DifficultyPreset;
+use crate::jobs::Shard;
 
 /// The EmbeddingCAM harness: generate and check datasets in CUB-200-2011's layout, train embedding
 /// networks, explain them with EmbeddingCAM and other CAM methods, score the heatmaps against
@@ -35,8 +36,16 @@ pub enum Command {
     /// over CAM settings) reuses what it can. Each run gets a new folder
     /// `<output>/<name>/runs/run-NNN/`; nothing is overwritten.
     ///
+    /// On several processes or machines (a cluster: see `embcam slurm`): `--shard I/N` runs the
+    /// I-th of N deterministic shares of the (cell × seed) jobs, each job leaving its record
+    /// under `<output>/<name>/jobs/`; `--collect` then assembles one run folder from the records
+    /// (the same tables, byte for byte, as one process), refusing while a job has none; `--list`
+    /// prints the jobs and their state.
+    ///
     /// Example: `embcam run experiments/quickstart.toml`
-    Run(RunArgs),
+    ///
+    /// Example: `embcam run experiments/ablations/stage.toml --shard 2/4`
+    Run(RunCommand),
     /// Only the data and training stages of an experiment file (cached like `run`).
     ///
     /// Example: `embcam train experiments/quickstart.toml`
@@ -52,6 +61,15 @@ pub enum Command {
     ///
     /// Example: `embcam evaluate experiments/quickstart.toml`
     Evaluate(RunArgs),
+    /// Write a Slurm job array for an experiment file: one `embcam run FILE --shard I/N` per
+    /// array task, and a collect job that runs once every task has succeeded
+    /// (`--dependency=afterok`). `--submit` submits both with `sbatch`; without it the scripts
+    /// are written and the command that submits them is printed. Every task shares the
+    /// experiment's results folder: put it on a file system all nodes see.
+    ///
+    /// Example: `embcam slurm experiments/ablations/stage.toml --partition gpu --device tch-cuda
+    /// --time 02:00:00 --submit`
+    Slurm(SlurmArgs),
     /// Tables and plots from finished run folders: one run's summary and plots remade from its
     /// data files (in place, or into --out), or several runs side by side in one table (--out
     /// needed), each run's cells prefixed with `<experiment>/<run-id>`.
@@ -112,7 +130,7 @@ pub struct BenchArgs {
     pub out: Option<PathBuf>,
 }
 
-/// `embcam run` and `embcam train`.
+/// `embcam train`, `explain`, `evaluate`, and the common part of `embcam run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The experiment file (TOML; keys in experiments/README.md).
@@ -122,6 +140,77 @@ pub struct RunArgs {
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "all")]
     #[arg(value_name = "STAGE")]
     pub force: Option<ForceStage>,
+    /// Run on this device instead of every cell's `model.device`: `flex`, `tch-cpu` or
+    /// `tch-cuda[:N]` (the last two need a build with `--features tch`).
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+}
+
+/// `embcam run`.
+#[derive(Debug, Args)]
+pub struct RunCommand {
+    /// The file, `--force` and `--device`.
+    #[command(flatten)]
+    pub args: RunArgs,
+    /// Run only the I-th of N shares of the (cell × seed) jobs (job j is in shard
+    /// (j − 1) mod N + 1) and write their records; no run folder (`--collect` makes it).
+    #[arg(long, value_name = "I/N", conflicts_with_all = ["collect"])]
+    pub shard: Option<Shard>,
+    /// Print the jobs (of `--shard I/N` when given) with their state, and run nothing.
+    #[arg(long, conflicts_with_all = ["collect", "force"])]
+    pub list: bool,
+    /// Assemble one run folder from every job's record (after `--shard` runs); refused, naming
+    /// the jobs without a record, while a shard is unfinished. Runs no stage.
+    #[arg(long, conflicts_with_all = ["force"])]
+    pub collect: bool,
+}
+
+/// `embcam slurm`.
+#[derive(Debug, Args)]
+pub struct SlurmArgs {
+    /// The experiment file (its results folder must be on storage every node sees).
+    pub experiment: PathBuf,
+    /// Array tasks: the jobs are split into this many shards (default: one job per task).
+    #[arg(long, value_name = "N")]
+    pub shards: Option<usize>,
+    /// At most this many tasks at once (`--array=1-N%K`).
+    #[arg(long, value_name = "K")]
+    pub max_parallel: Option<usize>,
+    /// Slurm partition (`--partition`); default: the cluster's default partition.
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Slurm account (`--account`).
+    #[arg(long)]
+    pub account: Option<String>,
+    /// GPUs per array task (`--gres=gpu:G`); default 1 with `--device tch-cuda`, else none.
+    #[arg(long, value_name = "G")]
+    pub gpus_per_job: Option<u32>,
+    /// CPU cores per array task (`--cpus-per-task`).
+    #[arg(long, value_name = "C", default_value_t = 4)]
+    pub cpus_per_task: u32,
+    /// Memory per array task (`--mem`, e.g. `16G`); default: the cluster's.
+    #[arg(long)]
+    pub mem: Option<String>,
+    /// Time limit per array task (`--time`, e.g. `02:00:00` or `1-00:00:00`).
+    #[arg(long, value_name = "T", default_value = "04:00:00")]
+    pub time: String,
+    /// The device every task runs on, passed to `embcam run --device` (e.g. `tch-cuda`; needs
+    /// an embcam built with `--features tch`); default: the file's `model.device`.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// A shell line each task runs before embcam (`module load cuda`, exporting LD_LIBRARY_PATH
+    /// for LibTorch, …); repeat for several.
+    #[arg(long, value_name = "LINE")]
+    pub setup: Vec<String>,
+    /// The embcam binary the tasks run (default: this one); it must be reachable from every node.
+    #[arg(long, value_name = "PATH")]
+    pub embcam: Option<PathBuf>,
+    /// Where to write the scripts (default: `<output>/<name>/slurm/`).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Submit the array and the collect job with `sbatch` (needs Slurm's commands on PATH).
+    #[arg(long)]
+    pub submit: bool,
 }
 
 /// What `--force` recomputes: every stage, or one.

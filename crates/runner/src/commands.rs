@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use embcam_cub::synth::generate;
 
-use crate::cli::{Cli, Command, ReportArgs, SynthArgs, ValidateArgs};
+use crate::cli::{Cli, Command, ReportArgs, RunArgs, RunCommand, SynthArgs, ValidateArgs};
 use crate::config::SynthSection;
 use crate::progress::bar;
 use crate::report;
@@ -16,13 +16,34 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Synth(a) => synth(a),
         Command::Validate(a) => validate(a),
-        Command::Run(a) => crate::run::run(&a.experiment, a.force, Until::Report).map(drop),
-        Command::Train(a) => crate::run::run(&a.experiment, a.force, Until::Train).map(drop),
-        Command::Explain(a) => crate::run::run(&a.experiment, a.force, Until::Explain).map(drop),
-        Command::Evaluate(a) => crate::run::run(&a.experiment, a.force, Until::Evaluate).map(drop),
+        Command::Run(a) => run_command(a),
+        Command::Train(a) => steps(&a, Until::Train),
+        Command::Explain(a) => steps(&a, Until::Explain),
+        Command::Evaluate(a) => steps(&a, Until::Evaluate),
+        Command::Slurm(a) => crate::slurm::command(&a),
         Command::Report(a) => report(a),
         Command::Bench(a) => crate::bench::command(&a),
     }
+}
+
+/// `embcam run`: every job, a shard of them, their list, or the collection of their records.
+fn run_command(a: RunCommand) -> Result<()> {
+    let (file, device) = (&a.args.experiment, a.args.device.as_deref());
+    if a.list {
+        return crate::run::list(file, device, a.shard);
+    }
+    if a.collect {
+        return crate::run::collect(file, device).map(drop);
+    }
+    match a.shard {
+        Some(shard) => crate::run::shard(file, a.args.force, device, shard),
+        None => steps(&a.args, Until::Report),
+    }
+}
+
+/// The pipeline of every job up to `until`.
+fn steps(a: &RunArgs, until: Until) -> Result<()> {
+    crate::run::run(&a.experiment, a.force, a.device.as_deref(), until).map(drop)
 }
 
 /// `embcam report`: tables and plots from finished run folders.

@@ -9,12 +9,14 @@ mod commands;
 mod compare;
 mod config;
 mod gallery;
+mod jobs;
 mod lock;
 mod pipeline;
 mod plots;
 mod progress;
 mod report;
 mod run;
+mod slurm;
 mod store;
 mod table;
 

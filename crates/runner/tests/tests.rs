@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 mod benchmark;
+mod cluster;
 mod faults;
 mod run;
 

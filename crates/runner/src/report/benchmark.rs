@@ -23,7 +23,7 @@ use crate::store::write_atomic;
 use crate::table::{self, Key, Stat};
 
 /// One image's part-level values for one map source.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GtRow {
     /// Group keys.
     pub key: Key,
@@ -36,7 +36,7 @@ pub struct GtRow {
 }
 
 /// One randomisation row of one cell and seed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SanityPoint {
     /// Grid cell label.
     pub cell: String,

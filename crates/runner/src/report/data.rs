@@ -8,13 +8,13 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use embcam_eval::Metric;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::store::write_atomic;
 use crate::table::{self, Key, Row, SplitRow};
 
 /// One point of a localisation-accuracy-vs-τ curve.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TauPoint {
     /// Group.
     pub key: Key,
@@ -27,7 +27,7 @@ pub struct TauPoint {
 }
 
 /// One point of the mean deletion and insertion curves of a group.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaithPoint {
     /// Group.
     pub key: Key,
@@ -42,7 +42,7 @@ pub struct FaithPoint {
 }
 
 /// One training epoch of one cell and seed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochPoint {
     /// Grid cell.
     pub cell: String,
@@ -59,7 +59,7 @@ pub struct EpochPoint {
 }
 
 /// Everything the tables and plots are made from.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ReportData {
     /// Per-image rows.
     pub rows: Vec<Row>,

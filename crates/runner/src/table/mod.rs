@@ -28,7 +28,7 @@ pub fn source_label(source: &str, proxy: &str) -> String {
 }
 
 /// The keys a row is grouped by.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Key {
     /// Grid cell label (empty without a grid).
     pub cell: String,
@@ -41,7 +41,7 @@ pub struct Key {
 }
 
 /// One image's numbers for one map source.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Row {
     /// Group keys.
     pub key: Key,
@@ -61,7 +61,7 @@ impl Row {
 }
 
 /// One group's split-level numbers.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SplitRow {
     /// Group keys.
     pub key: Key,
