@@ -24,7 +24,15 @@ lint:
 test:
     cargo test --workspace --locked
 
-# What CI runs: fmt, clippy, tests.
+# A real single-node Slurm cluster (Debian's slurm-wlm + munge, installed when missing) runs a
+# 2 cells × 2 seeds experiment as a job array via `embcam slurm --submit`; the collected tables
+# must equal a single-process run's byte for byte. Needs root: asks sudo when not root.
+[group('check')]
+slurm-test:
+    cargo build --locked -p embcam
+    bin="${CARGO_TARGET_DIR:-target}/debug/embcam"; if [ "$(id -u)" = 0 ]; then EMBCAM="$bin" bash .ci/slurm-test; else sudo EMBCAM="$bin" bash .ci/slurm-test; fi
+
+# What CI runs: fmt, clippy, tests, the Slurm test, LibTorch parity.
 [group('check')]
 ci:
     bash .ci/run
