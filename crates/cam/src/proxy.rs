@@ -73,6 +73,11 @@ impl Embeddings {
         Ok(Embeddings { ids, labels, dim, data, split: split.into(), by_id })
     }
 
+    /// Every row, row-major (`len × dim`).
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+
     /// Number of rows.
     pub fn len(&self) -> usize {
         self.ids.len()

@@ -14,7 +14,7 @@ use crate::cli::ForceStage;
 use crate::config::{self, Experiment};
 use crate::jobs::{Plan, Record, Shard};
 use crate::pipeline;
-use crate::report::{self, EpochPoint, FaithPoint, ReportData, TauPoint};
+use crate::report::{self, EpochPoint, FaithPoint, InputRetrievalPoint, ReportData, TauPoint};
 use crate::store::{self, write_atomic};
 use crate::table;
 
@@ -176,6 +176,16 @@ fn job(
     }
     let explained = pipeline::explain(&job, &trained)?;
     eprintln!("  explain: {} {}", verb(explained.reused), explained.stage.dir.display());
+    record.data.input_retrieval.extend(explained.value.retrieval.iter().map(|r| {
+        InputRetrievalPoint {
+            cell: exp.cell.clone(),
+            seed: exp.seed,
+            network: r.network.clone(),
+            transform: exp.file.dataset.eval_transform.to_string(),
+            recall_at_1: r.recall_at_1,
+            map_at_r: r.map_at_r,
+        }
+    }));
     if until == Until::Explain {
         return Ok(record);
     }
@@ -250,6 +260,7 @@ fn collect_plan(plan: &Plan) -> Result<PathBuf> {
         data.tau.extend(r.data.tau);
         data.faith.extend(r.data.faith);
         data.training.extend(r.data.training);
+        data.input_retrieval.extend(r.data.input_retrieval);
         gt_rows.extend(r.ground_truth);
         sanity_points.extend(r.sanity);
         manifest_cells.push(r.manifest);

@@ -825,3 +825,77 @@ fn force_can_target_one_stage() {
     let t = text(&o);
     assert!(!o.status.success() && t.contains("trian") && t.contains("explain"), "{t}");
 }
+
+/// Recall@1 and MAP@R by brute force, written apart from the eval crate: every row queries all
+/// the others by cosine similarity (ties to the smaller row), MAP@R over the queries with a
+/// same-class neighbour.
+fn brute_force_retrieval(values: &[f32], dim: usize, labels: &[u32]) -> (f64, f64) {
+    let n = labels.len();
+    let unit: Vec<Vec<f64>> = values
+        .chunks(dim)
+        .map(|r| {
+            let norm = r.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
+            r.iter().map(|&x| f64::from(x) / norm).collect()
+        })
+        .collect();
+    let (mut hits, mut ap_sum, mut ap_n) = (0.0, 0.0, 0.0);
+    for q in 0..n {
+        let mut others: Vec<(f64, usize)> = (0..n)
+            .filter(|&j| j != q)
+            .map(|j| (unit[q].iter().zip(&unit[j]).map(|(a, b)| a * b).sum(), j))
+            .collect();
+        others.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        hits += f64::from(u8::from(labels[others[0].1] == labels[q]));
+        let r = labels.iter().filter(|&&l| l == labels[q]).count() - 1;
+        if r > 0 {
+            let (mut found, mut ap) = (0.0, 0.0);
+            for (i, &(_, j)) in others.iter().take(r).enumerate() {
+                if labels[j] == labels[q] {
+                    found += 1.0;
+                    ap += found / (i + 1) as f64;
+                }
+            }
+            ap_sum += ap / r as f64;
+            ap_n += 1.0;
+        }
+    }
+    (hits / n as f64, ap_sum / ap_n)
+}
+
+/// The retrieval figures on the explained inputs are those of the embeddings the explain stage
+/// stored (trained and untrained network), recomputed here by brute force; the summary shows
+/// them beside validation, and `report` reads them back.
+#[test]
+fn retrieval_on_the_explained_inputs_is_that_of_the_stored_embeddings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tiny(tmp.path(), "");
+    assert!(embcam(&["run", exp.to_str().unwrap()]).status.success());
+    let run = tmp.path().join("results/tiny/runs/run-001");
+    let csv = std::fs::read_to_string(run.join("input_retrieval.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("cell,seed,network,transform,recall_at_1,map_at_r"));
+    let stage = explain_stage(tmp.path());
+    let mut seen = Vec::new();
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!((f[0], f[1], f[3]), ("", "0", "squash"), "{csv}");
+        let suffix = if f[2] == "trained" { "" } else { "_(untrained)" };
+        let (_, values) = read_npy(&stage.join(format!("embeddings{suffix}.npy")));
+        let index = std::fs::read_to_string(stage.join(format!("embeddings{suffix}.csv"))).unwrap();
+        let labels: Vec<u32> =
+            index.lines().skip(1).map(|l| l.split(',').nth(2).unwrap().parse().unwrap()).collect();
+        assert_eq!(labels.len(), 8);
+        let (r1, map) = brute_force_retrieval(&values, values.len() / labels.len(), &labels);
+        let (got_r1, got_map): (f64, f64) = (f[4].parse().unwrap(), f[5].parse().unwrap());
+        assert!((got_r1 - r1).abs() < 1e-9 && (got_map - map).abs() < 1e-9, "{line}: {r1} {map}");
+        seen.push(f[2].to_string());
+    }
+    assert_eq!(seen, ["trained", "untrained"]);
+    let summary = std::fs::read_to_string(run.join("summary.md")).unwrap();
+    assert!(summary.contains("explained inputs Recall@1"), "{summary}");
+    // `report` makes the same summary from the data files.
+    let before = std::fs::read(run.join("summary.md")).unwrap();
+    std::fs::remove_file(run.join("summary.md")).unwrap();
+    assert!(embcam(&["report", run.to_str().unwrap()]).status.success());
+    assert_eq!(std::fs::read(run.join("summary.md")).unwrap(), before);
+}

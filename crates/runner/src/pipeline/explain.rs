@@ -55,6 +55,22 @@ pub struct Explained {
     pub class_proxies: Vec<(u32, Vec<f32>)>,
     /// Warnings from the CAM crate.
     pub warnings: Vec<String>,
+    /// Retrieval quality on the explained inputs themselves (the evaluation transform the maps
+    /// see, which may differ from training's validation transform), per network.
+    #[serde(default)]
+    pub retrieval: Vec<InputRetrieval>,
+}
+
+/// Recall@1 and MAP@R of one network's embeddings of the explained images, every image querying
+/// all the others (the metric-learning protocol of training's validation, on other inputs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InputRetrieval {
+    /// `embeddingcam`'s network: `trained` or `untrained`.
+    pub network: String,
+    /// Recall@1.
+    pub recall_at_1: f64,
+    /// MAP@R.
+    pub map_at_r: f64,
 }
 
 /// Explain the evaluation images with every method × proxy × stage on the trained (and, as a
@@ -115,6 +131,7 @@ impl NetRun<'_> {
     fn explain(&self, explained: &mut Explained) -> Result<()> {
         let (table, bank) = proxy_bank(self.job, self.net, self.images)?;
         write_embeddings(self.stage, &format!("embeddings{}", self.file_suffix()), &table)?;
+        explained.retrieval.push(self.retrieval(&table)?);
         if self.suffix.is_empty() {
             for class in bank.classes() {
                 explained.class_proxies.push((class, bank.class_mean(class, None)?.vector));
@@ -129,6 +146,17 @@ impl NetRun<'_> {
         }
         pb.finish_and_clear();
         Ok(())
+    }
+
+    /// Recall@1 and MAP@R of the explained images' embeddings `table`.
+    fn retrieval(&self, table: &Embeddings) -> Result<InputRetrieval> {
+        let s = embcam_eval::retrieval_scores(table.data(), table.dim(), table.labels(), &[1])?;
+        let network = if self.suffix.is_empty() { "trained" } else { "untrained" };
+        Ok(InputRetrieval {
+            network: network.into(),
+            recall_at_1: s.recall_at.first().map_or(0.0, |&(_, r)| r),
+            map_at_r: s.map_at_r,
+        })
     }
 
     /// `""`, or `_(untrained)`: the file names' suffix.
@@ -388,11 +416,10 @@ pub(super) fn input_tensor(b: &Batch, device: &Device) -> Tensor<4> {
 /// The embeddings the proxies were built from: `<name>.npy` (`images × d`, `z` before L2
 /// normalisation, f32) and `<name>.csv` (`row,image_id,class_id`).
 fn write_embeddings(stage: &Stage, name: &str, table: &Embeddings) -> Result<()> {
-    let values: Vec<f32> = (0..table.len()).flat_map(|i| table.row(i).to_vec()).collect();
     embcam_cam::write_npy(
         &stage.file(&format!("{name}.npy")),
         &[table.len(), table.dim()],
-        &values,
+        table.data(),
     )?;
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(["row", "image_id", "class_id"])?;

@@ -58,6 +58,24 @@ pub struct EpochPoint {
     pub recall_at_1: f64,
 }
 
+/// Retrieval quality of one network of one cell and seed on the explained inputs (the
+/// evaluation transform the maps see; training's validation may use another transform).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputRetrievalPoint {
+    /// Grid cell.
+    pub cell: String,
+    /// Seed.
+    pub seed: u64,
+    /// `trained` or `untrained`.
+    pub network: String,
+    /// The transform of the explained inputs (`squash`, `center-crop`).
+    pub transform: String,
+    /// Recall@1.
+    pub recall_at_1: f64,
+    /// MAP@R.
+    pub map_at_r: f64,
+}
+
 /// Everything the tables and plots are made from.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ReportData {
@@ -71,6 +89,9 @@ pub struct ReportData {
     pub faith: Vec<FaithPoint>,
     /// Training history.
     pub training: Vec<EpochPoint>,
+    /// Retrieval on the explained inputs (absent from records and runs made before it existed).
+    #[serde(default)]
+    pub input_retrieval: Vec<InputRetrievalPoint>,
     /// Names of baseline sources, listed last in tables.
     pub baselines: Vec<String>,
 }
@@ -86,11 +107,13 @@ impl ReportData {
         other.tau.iter_mut().for_each(|r| relabel(&mut r.key.cell));
         other.faith.iter_mut().for_each(|r| relabel(&mut r.key.cell));
         other.training.iter_mut().for_each(|r| relabel(&mut r.cell));
+        other.input_retrieval.iter_mut().for_each(|r| relabel(&mut r.cell));
         self.rows.extend(other.rows);
         self.split.extend(other.split);
         self.tau.extend(other.tau);
         self.faith.extend(other.faith);
         self.training.extend(other.training);
+        self.input_retrieval.extend(other.input_retrieval);
         for b in other.baselines {
             if !self.baselines.contains(&b) {
                 self.baselines.push(b);
@@ -159,8 +182,22 @@ pub fn write_data(run: &Path, data: &ReportData) -> Result<()> {
         data.training
             .iter()
             .map(|p| (&p.cell, p.seed, p.epoch, Num(p.loss), Num(p.map_at_r), Num(p.recall_at_1))),
-    )
+    )?;
+    if !data.input_retrieval.is_empty() {
+        write_rows(
+            &run.join("input_retrieval.csv"),
+            &INPUT_RETRIEVAL_COLUMNS,
+            data.input_retrieval.iter().map(|p| {
+                (&p.cell, p.seed, &p.network, &p.transform, Num(p.recall_at_1), Num(p.map_at_r))
+            }),
+        )?;
+    }
+    Ok(())
 }
+
+/// The columns of `input_retrieval.csv`.
+const INPUT_RETRIEVAL_COLUMNS: [&str; 6] =
+    ["cell", "seed", "network", "transform", "recall_at_1", "map_at_r"];
 
 /// The columns of `training.csv`.
 const TRAINING_COLUMNS: [&str; 6] = ["cell", "seed", "epoch", "loss", "map_at_r", "recall_at_1"];
@@ -243,6 +280,11 @@ pub fn read_data(run: &Path) -> Result<ReportData> {
         let (cell, seed, epoch, loss, map_at_r, recall_at_1) = r.deserialize(None)?;
         Ok(EpochPoint { cell, seed, epoch, loss, map_at_r, recall_at_1 })
     })?;
+    data.input_retrieval =
+        read_rows(&run.join("input_retrieval.csv"), &INPUT_RETRIEVAL_COLUMNS, true, |r| {
+            let (cell, seed, network, transform, recall_at_1, map_at_r) = r.deserialize(None)?;
+            Ok(InputRetrievalPoint { cell, seed, network, transform, recall_at_1, map_at_r })
+        })?;
     let manifest_path = run.join("manifest.json");
     let manifest: serde_json::Value = serde_json::from_slice(
         &std::fs::read(&manifest_path)

@@ -25,7 +25,9 @@ use std::path::Path;
 use anyhow::Result;
 use embcam_eval::Metric;
 
-pub use data::{EpochPoint, FaithPoint, ReportData, TauPoint, read_data, write_data};
+pub use data::{
+    EpochPoint, FaithPoint, InputRetrievalPoint, ReportData, TauPoint, read_data, write_data,
+};
 
 use crate::plots;
 use crate::store::write_atomic;
@@ -101,7 +103,7 @@ fn per_cell(
 pub fn render(out: &Path, data: &ReportData) -> Result<String> {
     let baselines: Vec<&str> = data.baselines.iter().map(String::as_str).collect();
     let summaries = table::summarize(&data.rows, &data.split, &baselines)?;
-    let mut md = retrieval_markdown(&data.training);
+    let mut md = retrieval_markdown(&data.training, &data.input_retrieval);
     if !md.is_empty() {
         md.push_str("\n## Explanations\n\n");
     }
@@ -229,35 +231,72 @@ fn explained_epochs(training: &[EpochPoint]) -> Vec<&EpochPoint> {
 }
 
 /// The retrieval quality of the explained networks, per seed and mean ± sd over seeds: nobody
-/// should read an explanation table without knowing how good the network was.
-fn retrieval_markdown(training: &[EpochPoint]) -> String {
+/// should read an explanation table without knowing how good the network was. Beside training's
+/// validation figures (its own transform), the figures on the explained inputs themselves, for the
+/// trained and the untrained network, when the run recorded them.
+fn retrieval_markdown(training: &[EpochPoint], inputs: &[InputRetrievalPoint]) -> String {
     let best = explained_epochs(training);
     if best.is_empty() {
         return String::new();
     }
+    let on_inputs = |p: &EpochPoint, network: &str| {
+        inputs.iter().find(|r| r.cell == p.cell && r.seed == p.seed && r.network == network)
+    };
+    let transform = inputs.first().map(|r| r.transform.as_str());
     let mut out = String::from(
         "## Retrieval quality of the explained networks (evaluation split)\n\n\
-         The checkpoint explained is each seed's best epoch by validation MAP@R.\n\n\
-         | cell | seed | epoch | Recall@1 | MAP@R |\n|---|---|---|---|---|\n",
+         The checkpoint explained is each seed's best epoch by validation MAP@R. *Validation* is \
+         training's protocol (the shorter side resized to 8/7 of the input, then a centre crop); ",
     );
-    let mut cells: BTreeMap<&str, Vec<&EpochPoint>> = BTreeMap::new();
-    for p in &best {
-        out.push_str(&format!(
-            "| {} | {} | {} | {:.3} | {:.3} |\n",
-            p.cell, p.seed, p.epoch, p.recall_at_1, p.map_at_r
-        ));
-        cells.entry(p.cell.as_str()).or_default().push(p);
+    match transform {
+        Some(t) => out.push_str(&format!(
+            "*explained inputs* are the evaluation images as the CAM methods see them \
+             (`{t}`), embedded by the trained and by the untrained network.\n\n\
+             | cell | seed | epoch | validation Recall@1 | validation MAP@R | \
+             explained inputs Recall@1 | explained inputs MAP@R | untrained Recall@1 | \
+             untrained MAP@R |\n|---|---|---|---|---|---|---|---|---|\n"
+        )),
+        None => out.push_str(
+            "this run recorded no figures on the explained inputs.\n\n\
+             | cell | seed | epoch | validation Recall@1 | validation MAP@R |\n|---|---|---|---|---|\n",
+        ),
     }
-    for (cell, ps) in cells.iter().filter(|(_, ps)| ps.len() > 1) {
-        let stat = |f: fn(&EpochPoint) -> f64| {
-            table::over_seeds(ps.iter().map(|p| f(p)))
-                .map_or(String::new(), |st| format!("{:.3} ± {:.3}", st.mean, st.spread))
-        };
+    let fields = |p: &EpochPoint| -> Vec<Option<f64>> {
+        let mut v = vec![Some(p.recall_at_1), Some(p.map_at_r)];
+        if transform.is_some() {
+            for network in ["trained", "untrained"] {
+                let r = on_inputs(p, network);
+                v.push(r.map(|r| r.recall_at_1));
+                v.push(r.map(|r| r.map_at_r));
+            }
+        }
+        v
+    };
+    let mut cells: BTreeMap<&str, Vec<Vec<Option<f64>>>> = BTreeMap::new();
+    for p in &best {
+        let v = fields(p);
+        let cols: Vec<String> =
+            v.iter().map(|x| x.map_or("–".to_string(), |x| format!("{x:.3}"))).collect();
         out.push_str(&format!(
-            "| {cell} | mean ± sd over {} seeds | | {} | {} |\n",
-            ps.len(),
-            stat(|p| p.recall_at_1),
-            stat(|p| p.map_at_r)
+            "| {} | {} | {} | {} |\n",
+            p.cell,
+            p.seed,
+            p.epoch,
+            cols.join(" | ")
+        ));
+        cells.entry(p.cell.as_str()).or_default().push(v);
+    }
+    for (cell, rows) in cells.iter().filter(|(_, rows)| rows.len() > 1) {
+        let cols: Vec<String> = (0..rows[0].len())
+            .map(|c| {
+                table::over_seeds(rows.iter().filter_map(|r| r[c]))
+                    .map_or("–".to_string(), |st| format!("{:.3} ± {:.3}", st.mean, st.spread))
+            })
+            .collect();
+        out.push_str(&format!(
+            "| {cell} | mean ± sd over {} seeds | | {} |\n",
+            rows.len(),
+            cols.join(" | ")
         ));
     }
     out
