@@ -47,8 +47,8 @@ pub use paired::{Paired, paired};
 pub use parts::{
     BackgroundIndependence, BackgroundScores, Contrast, DiscriminativePart, PartInput, PartMass,
     PartMetric, PartReport, PartScores, background_independence, counterfactual_contrast,
-    discriminative_part, part_importance_agreement, peak_tolerance, region_mass, score_parts,
-    summarize_parts,
+    discriminative_part, part_importance_agreement, part_masses, peak_tolerance, region_mass,
+    score_parts, summarize_parts,
 };
 pub use pxap::PxapHistogram;
 pub use retrieval::{RetrievalScores, retrieval_scores};

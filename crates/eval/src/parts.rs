@@ -122,6 +122,36 @@ pub fn region_mass(
     Ok(mass_where(map, labels, total, |l| u32::from(l) == part))
 }
 
+/// The part-mass share of every CUB part region (ids 1..=15) with at least one pixel, in one pass
+/// over the map: `(part id, mass)` by part id. What the per-part importance plot shows beside each
+/// part's score drop; a uniform (or all-zero) map's `mass_share` is the region's `area_share`.
+///
+/// # Errors
+/// As [`region_mass`].
+pub fn part_masses(
+    id: u32,
+    map: &Heatmap,
+    labels: &PartLabels,
+) -> Result<Vec<(u32, PartMass)>, EvalError> {
+    let total = check(id, map, labels)?;
+    let (mut mass, mut area) = ([0.0f64; 16], [0usize; 16]);
+    for (&v, &l) in map.values.iter().zip(&labels.labels) {
+        if (1..=15).contains(&l) {
+            mass[usize::from(l)] += f64::from(v);
+            area[usize::from(l)] += 1;
+        }
+    }
+    let n = labels.labels.len() as f64;
+    Ok((1..=15u32)
+        .filter(|&k| area[k as usize] > 0)
+        .map(|k| {
+            let area_share = area[k as usize] as f64 / n;
+            let mass_share = if total > 0.0 { mass[k as usize] / total } else { area_share };
+            (k, PartMass { mass_share, area_share, ratio: mass_share / area_share })
+        })
+        .collect())
+}
+
 /// Part importance agreement: Spearman's ρ between the parts' mass ratios `r(R_k)` (mass per
 /// pixel, up to a constant) and their target-score drops per pixel `Δ_k / |R_k|`, for
 /// `drops` = `(part id, Δ_k = s(x) − s(x without part k))`, one per removed part (every
@@ -508,6 +538,24 @@ mod tests {
     }
     fn map(values: &[f32]) -> Heatmap {
         Heatmap { width: 4, height: 2, values: values.to_vec() }
+    }
+
+    #[test]
+    fn part_masses_are_each_regions_share_and_a_uniform_maps_area_share() {
+        // Mass 3 on the beak (pixels 0, 1: 1 + 2) and 1 on the tail (pixel 4) of a total 6:
+        // beak 3/6 = 0.5 over area 2/8, tail 1/6 over area 1/8; the background is no part.
+        let m = part_masses(1, &map(&[1., 2., 0., 0., 1., 2., 0., 0.]), &labels()).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[0].0, m[0].1.mass_share, m[0].1.area_share), (2, 0.5, 0.25));
+        assert_eq!((m[1].0, m[1].1.mass_share, m[1].1.area_share), (14, 1.0 / 6.0, 0.125));
+        for values in [[0.5f32; 8], [0.0; 8]] {
+            for (_, pm) in part_masses(1, &map(&values), &labels()).unwrap() {
+                assert_eq!(pm.mass_share, pm.area_share);
+            }
+        }
+        // Agrees with the one-region function.
+        let one = region_mass(1, &map(&[1., 2., 0., 0., 1., 2., 0., 0.]), &labels(), 14).unwrap();
+        assert_eq!(one, Some(m[1].1));
     }
 
     #[test]
