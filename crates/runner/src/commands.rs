@@ -76,7 +76,10 @@ fn report(a: ReportArgs) -> Result<()> {
     if out != a.runs[0] || a.runs.len() > 1 {
         report::write_data(&out, &data)?;
     }
-    let md = report::render(&out, &data)?;
+    let mut md = report::render(&out, &data)?;
+    md.push_str(
+        &report::benchmark::Benchmark::read_runs(&a.runs, &labels)?.write(&out, &data.baselines)?,
+    );
     println!("{md}");
     println!("tables and plots: {}", out.display());
     Ok(())

@@ -6,6 +6,7 @@ use std::sync::Once;
 
 use anyhow::{Result, anyhow};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
 
 static FONT: Once = Once::new();
@@ -187,3 +188,135 @@ pub fn lines(
         Ok(())
     })
 }
+
+/// A series of a grouped bar chart: its label, colour and one value per category (`None`: no
+/// bar).
+pub struct Group {
+    /// Legend label.
+    pub label: String,
+    /// Bar colour.
+    pub color: RGBColor,
+    /// One value per category.
+    pub values: Vec<Option<f64>>,
+}
+
+/// One panel of [`grouped_bars`]: its y-axis label, its series, and an optional reference per
+/// category drawn as a black tick across the category (what a uniform map scores, say).
+pub struct Panel {
+    /// The y-axis label.
+    pub y_label: String,
+    /// The bar series, drawn side by side within each category.
+    pub series: Vec<Group>,
+    /// `(legend label, one value per category)`.
+    pub reference: Option<(String, Vec<Option<f64>>)>,
+}
+
+/// The colour of series `i` of a figure: the palette's colours in turn, then a darker round.
+pub fn color(i: usize) -> RGBColor {
+    let c = PALETTE[i % PALETTE.len()];
+    if (i / PALETTE.len()).is_multiple_of(2) { c } else { RGBColor(c.0 / 2, c.1 / 2, c.2 / 2) }
+}
+
+/// Mid and light grey, for map baselines beside the palette's colours.
+pub const GREYS: [RGBColor; 2] = [RGBColor(110, 110, 110), RGBColor(185, 185, 185)];
+
+/// Panels stacked vertically over the same categories (named under the bottom panel), each with
+/// its series' bars side by side per category and a legend to the right.
+pub fn grouped_bars(
+    path: &Path,
+    title: &str,
+    categories: &[String],
+    panels: &[Panel],
+) -> Result<()> {
+    let n = categories.len().max(1);
+    let most = panels.iter().map(|p| p.series.len()).max().unwrap_or(1).max(1);
+    let width = (140 + n * (8 * most + 16)).max(900) as u32 + LEGEND;
+    let height = 70 + 300 * panels.len() as u32 + 40;
+    draw_png(path, (width, height), |root| {
+        let (head, body) = root.split_vertically(40);
+        head.draw(&Text::new(
+            title.to_string(),
+            (12, 10),
+            ("sans-serif", 18).into_font().color(&BLACK),
+        ))
+        .map_err(plot_err)?;
+        let (body, foot) = body.split_vertically(height - 40 - 40);
+        let areas = body.split_evenly((panels.len().max(1), 1));
+        let mut centres = Vec::new();
+        for (k, (panel, area)) in panels.iter().zip(&areas).enumerate() {
+            let (plot, legend) = area.split_horizontally(width - LEGEND);
+            let values = || {
+                panel
+                    .series
+                    .iter()
+                    .flat_map(|s| s.values.iter())
+                    .chain(panel.reference.iter().flat_map(|r| r.1.iter()))
+                    .flatten()
+                    .copied()
+            };
+            let hi = values().fold(0.0f64, f64::max);
+            let lo = values().fold(0.0f64, f64::min);
+            let pad = ((hi - lo) * 0.08).max(1e-6);
+            let (lo, hi) = (if lo < 0.0 { lo - pad } else { 0.0 }, hi + pad);
+            let mut chart = ChartBuilder::on(&plot)
+                .margin(8)
+                .x_label_area_size(8)
+                .y_label_area_size(70)
+                .build_cartesian_2d(0.0..n as f64, lo..hi)
+                .map_err(plot_err)?;
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_labels(0)
+                .y_desc(panel.y_label.as_str())
+                .label_style(("sans-serif", 12))
+                .draw()
+                .map_err(plot_err)?;
+            let m = panel.series.len().max(1) as f64;
+            for (j, s) in panel.series.iter().enumerate() {
+                chart
+                    .draw_series(s.values.iter().enumerate().filter_map(|(c, v)| {
+                        let x0 = c as f64 + 0.1 + 0.8 * j as f64 / m;
+                        v.map(|v| Rectangle::new([(x0, 0.0), (x0 + 0.8 / m, v)], s.color.filled()))
+                    }))
+                    .map_err(plot_err)?;
+            }
+            if let Some((_, refs)) = &panel.reference {
+                chart
+                    .draw_series(refs.iter().enumerate().filter_map(|(c, v)| {
+                        v.map(|v| {
+                            PathElement::new(
+                                [(c as f64 + 0.05, v), (c as f64 + 0.95, v)],
+                                BLACK.stroke_width(2),
+                            )
+                        })
+                    }))
+                    .map_err(plot_err)?;
+            }
+            if k + 1 == panels.len() {
+                centres = (0..n).map(|c| chart.backend_coord(&(c as f64 + 0.5, lo)).0).collect();
+            }
+            let mut entries: Vec<(String, ShapeStyle)> =
+                panel.series.iter().map(|s| (s.label.clone(), s.color.filled())).collect();
+            if let Some((label, _)) = &panel.reference {
+                entries.push((label.clone(), BLACK.filled()));
+            }
+            for (i, (label, style)) in entries.iter().enumerate() {
+                let y = 14 + 18 * i as i32;
+                legend.draw(&Rectangle::new([(6, y), (20, y + 10)], *style)).map_err(plot_err)?;
+                legend
+                    .draw(&Text::new(label.clone(), (26, y - 2), ("sans-serif", 12)))
+                    .map_err(plot_err)?;
+            }
+        }
+        let style =
+            ("sans-serif", 12).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top));
+        for (name, x) in categories.iter().zip(centres) {
+            foot.draw(&Text::new(name.clone(), (x, 4), style.clone())).map_err(plot_err)?;
+        }
+        Ok(())
+    })
+}
+
+/// The width of [`grouped_bars`]' legend column, pixels.
+const LEGEND: u32 = 300;
