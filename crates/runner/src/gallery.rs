@@ -22,9 +22,28 @@ const INK: Rgb<u8> = Rgb([235, 235, 235]);
 #[derive(Default)]
 pub struct Gallery {
     cells: Vec<Vec<(u32, String, String, RgbImage)>>,
+    /// Row labels given by [`Gallery::label_row`]; others read `image <id>`.
+    labels: Vec<Option<String>>,
 }
 
 impl Gallery {
+    /// Rows so far.
+    pub fn rows(&self) -> usize {
+        self.cells.len()
+    }
+
+    /// Label row `row` with `text` instead of its image id (rows are created as needed); the
+    /// CSV index then gets a `row_label` column.
+    pub fn label_row(&mut self, row: usize, text: &str) {
+        if self.labels.len() <= row {
+            self.labels.resize(row + 1, None);
+        }
+        self.labels[row] = Some(text.to_string());
+        if self.cells.len() <= row {
+            self.cells.resize_with(row + 1, Vec::new);
+        }
+    }
+
     /// Add a tile to row `row` (rows are created as needed).
     pub fn push(&mut self, row: usize, id: u32, method: &str, proxy: &str, tile: RgbImage) {
         if self.cells.len() <= row {
@@ -48,14 +67,30 @@ impl Gallery {
         let rows: Vec<String> = self
             .cells
             .iter()
-            .map(|r| r.first().map(|c| format!("image {}", c.0)).unwrap_or_default())
+            .enumerate()
+            .map(|(i, r)| match self.labels.get(i).cloned().flatten() {
+                Some(text) => text,
+                None => r.first().map(|c| format!("image {}", c.0)).unwrap_or_default(),
+            })
             .collect();
         let labelled = label(&grid, tile, &headers, &rows)?;
         embcam_cam::write_png(&dir.join(format!("{name}.png")), &labelled)?;
-        crate::store::write_atomic(
-            &dir.join(format!("{name}.csv")),
-            embcam_cam::gallery_index(&self.cells).as_bytes(),
-        )
+        let mut index = embcam_cam::gallery_index(&self.cells);
+        if !self.labels.is_empty() {
+            // `row,col,image_id,method,proxy` + the row's label, quoted by the csv writer.
+            let mut w = csv::Writer::from_writer(Vec::new());
+            for (i, line) in index.lines().enumerate() {
+                let mut rec: Vec<String> = line.split(',').map(str::to_string).collect();
+                let row: Option<usize> = rec.first().and_then(|r| r.parse().ok());
+                rec.push(match row {
+                    None if i == 0 => "row_label".to_string(),
+                    r => r.and_then(|r| self.labels.get(r).cloned().flatten()).unwrap_or_default(),
+                });
+                w.write_record(&rec)?;
+            }
+            index = String::from_utf8(w.into_inner()?)?;
+        }
+        crate::store::write_atomic(&dir.join(format!("{name}.csv")), index.as_bytes())
     }
 }
 
@@ -174,6 +209,31 @@ mod tests {
         let t = fit_text(&font, "a-very-long-method-name-that-does-not-fit", 60.0);
         assert!(t.ends_with('…') && text_width(&font, &t) <= 60.0, "{t}");
         assert_eq!(fit_text(&font, "short", 60.0), "short");
+    }
+
+    #[test]
+    fn labelled_rows_name_their_row_and_get_a_csv_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut g = Gallery::default();
+        for (row, label) in ["5: original", "5: no beak, left"].iter().enumerate() {
+            assert_eq!(g.rows(), row);
+            g.label_row(row, label);
+            g.push(row, 5, "embeddingcam", "normalized-mean", solid(200));
+        }
+        g.write(dir.path(), "g", 48).unwrap();
+        let csv = std::fs::read_to_string(dir.path().join("g.csv")).unwrap();
+        assert_eq!(
+            csv,
+            "row,col,image_id,method,proxy,row_label\n\
+             0,0,5,embeddingcam,normalized-mean,5: original\n\
+             1,0,5,embeddingcam,normalized-mean,\"5: no beak, left\"\n"
+        );
+        // The row-label column is as wide as the longest label: wider than `image 5`'s.
+        let mut plain = Gallery::default();
+        plain.push(0, 5, "embeddingcam", "normalized-mean", solid(200));
+        plain.write(dir.path(), "p", 48).unwrap();
+        let width = |n: &str| image::open(dir.path().join(n)).unwrap().width();
+        assert!(width("g.png") > width("p.png"));
     }
 
     #[test]

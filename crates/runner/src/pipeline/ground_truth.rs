@@ -5,12 +5,22 @@
 //! the pair class's normalized-mean proxy, and score the maps on the exact part regions
 //! ([`embcam_eval::score_parts`]). The map baselines are scored against the first listed proxy's
 //! score drops. Chen et al. (fitted per stage) and the untrained network are left out.
+//!
+//! The first [`GALLERY_IMAGES`] scored images also get a gallery per stage,
+//! `gallery-interventions-<stage>.png` (+ `.csv`): one row per intervention (the original, each
+//! part removed, the counterfactual, the background swapped, the bird removed), each method's map
+//! for the image's own proxy computed on that render, with the changed region outlined (the
+//! removed part, the discriminative part, or the bird). [`galleries`](super::galleries) hands
+//! them to the run folder beside the explain stage's.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
 
 use anyhow::{Context, Result, ensure};
 use burn::tensor::{Tensor, TensorData};
 use embcam_cam::{CamOutput, ProxyBatch, ProxySpec};
+use embcam_cub::Mask;
 use embcam_cub::load::{Batch, load_batch};
 use embcam_cub::synth::{ImageInterventions, PartLabels, load_render};
 use embcam_eval::{BackgroundScores, Heatmap, PartInput, PartMetric};
@@ -24,10 +34,27 @@ use super::explain::{
 use super::{Cached, Job, Trained};
 use crate::config::DatasetKind;
 use crate::config::vocab::Word;
+use crate::gallery::Gallery;
 use crate::progress::bar;
 
+/// Scored images shown in the per-intervention gallery (at most `cam.gallery`).
+pub const GALLERY_IMAGES: usize = 2;
+/// The per-intervention gallery's tile size, pixels.
+const GALLERY_TILE: u32 = 112;
+
+/// The galleries of the last ground-truth stage this process ran, until
+/// [`super::galleries`] takes them for the same job's record (`embcam run` asks for a job's
+/// galleries after its benchmark stages).
+static GALLERIES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Take the galleries of the ground-truth stage last run in this process (none after the first
+/// call).
+pub(super) fn take_galleries() -> Vec<PathBuf> {
+    GALLERIES.lock().map(|mut g| std::mem::take(&mut *g)).unwrap_or_default()
+}
+
 /// Per-image part-level rows: `((source, proxy, stage), image id, values in
-/// [`PartMetric::ALL`] order)`.
+/// [`value_columns`](crate::report::benchmark::value_columns) order)`.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct GroundTruth {
     /// One row per image × map source × proxy × stage.
@@ -57,8 +84,10 @@ pub fn ground_truth(job: &Job<'_>, trained: &Trained) -> Result<Cached<GroundTru
         &exp.file.eval.baselines,
         b.ground_truth_images,
         embcam_cub::synth::interventions::INTERVENTIONS_VERSION,
+        // 2: rows carry each part's mass and score drop; the per-intervention gallery.
+        2,
     );
-    job.cached("ground-truth", &inputs, "ground_truth.json", false, |_| {
+    let gt = job.cached("ground-truth", &inputs, "ground_truth.json", false, |stage| {
         let cfg = d.synth.clone().unwrap_or_default().config();
         let all = job.data.eval_images(exp.file.eval.max_images);
         let images = thin(&all, b.ground_truth_images);
@@ -89,14 +118,37 @@ pub fn ground_truth(job: &Job<'_>, trained: &Trained) -> Result<Cached<GroundTru
         let pb = bar("ground truth");
         pb.set_length(images.len() as u64);
         let mut out = GroundTruth::default();
-        for chunk in images.chunks(exp.file.cam.batch_size) {
+        let shown = GALLERY_IMAGES.min(exp.file.cam.gallery);
+        let mut galleries: Vec<Gallery> = stages.iter().map(|_| Gallery::default()).collect();
+        for (i, chunk) in images.chunks(exp.file.cam.batch_size).enumerate() {
             let batch = load_batch(&job.data.dataset, chunk, &job.resolved.transform, 0)?;
             run.batch(chunk, &batch, &table, &bank, &stages, &mut out)?;
+            let first = i * exp.file.cam.batch_size;
+            let own = (first < shown)
+                .then(|| {
+                    let specs: Vec<ProxySpec> =
+                        job.resolved.proxies.iter().map(|(_, s)| *s).collect();
+                    batch_proxies(&batch, &table, &bank, &specs)
+                })
+                .transpose()?;
+            for b in (0..batch.len()).filter(|b| first + b < shown) {
+                for (st, g) in stages.iter().zip(&mut galleries) {
+                    run.gallery_rows(&batch, b, own.as_ref().context("proxies")?, st, g)?;
+                }
+            }
             pb.inc(chunk.len() as u64);
         }
         pb.finish_and_clear();
+        for (st, g) in stages.iter().zip(&galleries) {
+            g.write(&stage.dir, &format!("gallery-interventions-{st}"), GALLERY_TILE)?;
+        }
         Ok(out)
-    })
+    })?;
+    let shown: Vec<PathBuf> = super::explain::galleries(&gt.stage);
+    if let Ok(mut g) = GALLERIES.lock() {
+        *g = shown;
+    }
+    Ok(gt)
 }
 
 /// What scoring one batch reads.
@@ -205,13 +257,94 @@ impl GtRun<'_> {
         Ok(())
     }
 
+    /// Image `b`'s gallery rows at stage `st`: one per intervention, each method's map for every
+    /// own proxy column (one for a target-free method) computed on the render, over it, with the
+    /// changed region outlined.
+    fn gallery_rows(
+        &self,
+        batch: &Batch,
+        b: usize,
+        own: &ProxyBatch,
+        st: &str,
+        gallery: &mut Gallery,
+    ) -> Result<()> {
+        let (id, class) = (batch.ids[b], batch.labels[b]);
+        let iv = self.interventions(id)?;
+        let labels = PartLabels::read(&iv.part_labels, id)?;
+        let cf_labels = PartLabels::read(&iv.counterfactual_part_labels, id)?;
+        let bird = |l: &PartLabels| l.labels.iter().map(|&v| v != 0).collect::<Vec<_>>();
+        let rec = self.job.data.dataset.image(id).context("a known image")?;
+        let original = self.job.data.dataset.image_path(rec);
+        // (row label, render, outlined region)
+        let mut rows: Vec<(String, PathBuf, Vec<bool>)> =
+            vec![("original".into(), original, bird(&labels))];
+        for (part, path) in &iv.removed {
+            let name = embcam_cub::PART_NAMES.get(*part as usize - 1).copied().unwrap_or("part");
+            rows.push((format!("no {name}"), path.clone(), labels.mask(*part)));
+        }
+        rows.push((
+            "counterfactual".into(),
+            iv.counterfactual.clone(),
+            cf_labels.mask(iv.discriminative_part),
+        ));
+        rows.push(("background swapped".into(), iv.background.clone(), bird(&labels)));
+        rows.push(("bird removed".into(), iv.no_bird.clone(), bird(&labels)));
+
+        let t = &self.job.resolved.transform;
+        let (mut pixels, mut geometries, mut images) = (Vec::new(), Vec::new(), Vec::new());
+        for (_, path, _) in &rows {
+            let loaded = load_render(path, id, class, t, 0)?;
+            pixels.extend(loaded.chw);
+            geometries.push(loaded.geometry);
+            images.push(embcam_cub::load::decode_rgb(path, id)?);
+        }
+        let r = rows.len();
+        let (h, w) = (batch.height as usize, batch.width as usize);
+        let x = Tensor::<4>::from_data(TensorData::new(pixels, [r, 3, h, w]), self.job.device);
+        let vectors: Vec<Vec<Vec<f32>>> = (0..r)
+            .map(|_| (0..own.n_proxies()).map(|p| own.vector(b, p).to_vec()).collect())
+            .collect();
+        let proxies = ProxyBatch::from_vectors(vec![id; r], own.columns().to_vec(), vectors)?;
+        let resolved = self.job.resolved;
+        let opts = cam_options(resolved, st);
+        let outs = embcam_cam::explain_many(
+            self.net,
+            x,
+            &proxies,
+            &cam_methods(resolved),
+            &opts,
+            &ProgressBar::hidden(),
+        )?;
+        let cams = cam_methods(resolved);
+        let style = embcam_cam::OverlayStyle::default();
+        let first = gallery.rows();
+        for (k, ((label, _, region), img)) in rows.iter().zip(&images).enumerate() {
+            let mask = Mask {
+                width: img.width(),
+                height: img.height(),
+                soft: region.iter().map(|&inside| if inside { 255 } else { 0 }).collect(),
+            };
+            gallery.label_row(first + k, &format!("{id}: {label}"));
+            for ((name, out), m) in cam_names(resolved).iter().zip(&outs).zip(&cams) {
+                for (p, proxy) in scored_columns(resolved, m.is_target_free()) {
+                    let map = out.maps.to_original(k, p, &geometries[k], 0.0);
+                    let tile = embcam_cam::overlay(img, &map, None, Some(&mask), &style)?;
+                    gallery.push(first + k, id, name, &proxy, tile);
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn interventions(&self, id: u32) -> Result<&ImageInterventions> {
         self.by_id.get(&id).with_context(|| {
             format!("image id {id} has no interventions; remove the interventions folder and rerun")
         })
     }
 
-    /// The part-level values of one map (module docs) in [`PartMetric::ALL`] order.
+    /// The part-level values of one map (module docs) in
+    /// [`value_columns`](crate::report::benchmark::value_columns) order: [`PartMetric::ALL`], then
+    /// each part's mass share, area share and score drop.
     fn row(
         &self,
         batch: &Batch,
@@ -237,7 +370,9 @@ impl GtRun<'_> {
                 bird_removed: s.no_bird,
             }),
         })?;
-        Ok(PartMetric::ALL.iter().map(|m| m.of(&scores)).collect())
+        let metrics = PartMetric::ALL.iter().map(|m| m.of(&scores)).collect();
+        let masses = embcam_eval::part_masses(id, map, labels)?;
+        Ok(crate::report::benchmark::row_values(metrics, &masses, &drops))
     }
 
     /// Image `b`'s target scores under every proxy column of `own`: on the original and on each
