@@ -9,7 +9,7 @@
 //! The first [`GALLERY_IMAGES`] scored images also get a gallery per stage,
 //! `gallery-interventions-<stage>.png` (+ `.csv`): one row per intervention (the original, each
 //! part removed, the counterfactual, the background swapped, the bird removed), each method's map
-//! for the image's own proxy computed on that render, with the changed region outlined (the
+//! for the image's first listed proxy computed on that render, with the changed region outlined (the
 //! removed part, the discriminative part, or the bird). [`galleries`](super::galleries) hands
 //! them to the run folder beside the explain stage's.
 
@@ -40,7 +40,7 @@ use crate::progress::bar;
 /// Scored images shown in the per-intervention gallery (at most `cam.gallery`).
 pub const GALLERY_IMAGES: usize = 2;
 /// The per-intervention gallery's tile size, pixels.
-const GALLERY_TILE: u32 = 112;
+const GALLERY_TILE: u32 = 96;
 
 /// The galleries of the last ground-truth stage this process ran, until
 /// [`super::galleries`] takes them for the same job's record (`embcam run` asks for a job's
@@ -257,8 +257,8 @@ impl GtRun<'_> {
         Ok(())
     }
 
-    /// Image `b`'s gallery rows at stage `st`: one per intervention, each method's map for every
-    /// own proxy column (one for a target-free method) computed on the render, over it, with the
+    /// Image `b`'s gallery rows at stage `st`: one per intervention, each method's map for the
+    /// first proxy column (the gallery stays small) computed on the render, over it, with the
     /// changed region outlined.
     fn gallery_rows(
         &self,
@@ -326,7 +326,7 @@ impl GtRun<'_> {
             };
             gallery.label_row(first + k, &format!("{id}: {label}"));
             for ((name, out), m) in cam_names(resolved).iter().zip(&outs).zip(&cams) {
-                for (p, proxy) in scored_columns(resolved, m.is_target_free()) {
+                for (p, proxy) in scored_columns(resolved, m.is_target_free()).into_iter().take(1) {
                     let map = out.maps.to_original(k, p, &geometries[k], 0.0);
                     let tile = embcam_cam::overlay(img, &map, None, Some(&mask), &style)?;
                     gallery.push(first + k, id, name, &proxy, tile);
