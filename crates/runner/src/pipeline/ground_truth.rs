@@ -279,7 +279,8 @@ impl GtRun<'_> {
         let mut rows: Vec<(String, PathBuf, Vec<bool>)> =
             vec![("original".into(), original, bird(&labels))];
         for (part, path) in &iv.removed {
-            let name = embcam_cub::PART_NAMES.get(*part as usize - 1).copied().unwrap_or("part");
+            let name = (*part as usize).checked_sub(1).and_then(|k| embcam_cub::PART_NAMES.get(k));
+            let name = name.copied().unwrap_or("part");
             rows.push((format!("no {name}"), path.clone(), labels.mask(*part)));
         }
         rows.push((
@@ -307,15 +308,9 @@ impl GtRun<'_> {
         let proxies = ProxyBatch::from_vectors(vec![id; r], own.columns().to_vec(), vectors)?;
         let resolved = self.job.resolved;
         let opts = cam_options(resolved, st);
-        let outs = embcam_cam::explain_many(
-            self.net,
-            x,
-            &proxies,
-            &cam_methods(resolved),
-            &opts,
-            &ProgressBar::hidden(),
-        )?;
         let cams = cam_methods(resolved);
+        let outs =
+            embcam_cam::explain_many(self.net, x, &proxies, &cams, &opts, &ProgressBar::hidden())?;
         let style = embcam_cam::OverlayStyle::default();
         let first = gallery.rows();
         for (k, ((label, _, region), img)) in rows.iter().zip(&images).enumerate() {
