@@ -218,7 +218,7 @@ fn job(
             insertion,
         }));
     }
-    record.galleries = pipeline::galleries(&explain_stage);
+    record.galleries.splice(0..0, pipeline::galleries(&explain_stage));
     warn(&mut record, &scored.warnings);
     record.manifest = json!({
         "cell": exp.cell,
@@ -356,6 +356,8 @@ fn benchmark(
                 values,
             }
         }));
+        // One gallery row per intervention, after the explain stage's galleries.
+        record.galleries.extend(pipeline::galleries(&gt.stage));
         out.0 = json!({"dir": gt.stage.dir, "seconds": gt.stage.seconds()});
     }
     if b.sanity_checks {

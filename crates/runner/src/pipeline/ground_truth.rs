@@ -15,7 +15,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use anyhow::{Context, Result, ensure};
 use burn::tensor::{Tensor, TensorData};
@@ -41,17 +40,6 @@ use crate::progress::bar;
 pub const GALLERY_IMAGES: usize = 2;
 /// The per-intervention gallery's tile size, pixels.
 const GALLERY_TILE: u32 = 96;
-
-/// The galleries of the last ground-truth stage this process ran, until
-/// [`super::galleries`] takes them for the same job's record (`embcam run` asks for a job's
-/// galleries after its benchmark stages).
-static GALLERIES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-
-/// Take the galleries of the ground-truth stage last run in this process (none after the first
-/// call).
-pub(super) fn take_galleries() -> Vec<PathBuf> {
-    GALLERIES.lock().map(|mut g| std::mem::take(&mut *g)).unwrap_or_default()
-}
 
 /// Per-image part-level rows: `((source, proxy, stage), image id, values in
 /// [`value_columns`](crate::report::benchmark::value_columns) order)`.
@@ -144,10 +132,6 @@ pub fn ground_truth(job: &Job<'_>, trained: &Trained) -> Result<Cached<GroundTru
         }
         Ok(out)
     })?;
-    let shown: Vec<PathBuf> = super::explain::galleries(&gt.stage);
-    if let Ok(mut g) = GALLERIES.lock() {
-        *g = shown;
-    }
     Ok(gt)
 }
 

@@ -28,7 +28,7 @@ use crate::store::{Stage, write_atomic};
 
 pub use data::{Data, check_against_data, data, device};
 pub use evaluate::{evaluate, stored_key};
-pub use explain::explain;
+pub use explain::{explain, galleries};
 pub use ground_truth::ground_truth;
 pub use sanity::{SanityRow, sanity};
 pub use train::{Trained, trained};
@@ -107,14 +107,6 @@ impl Job<'_> {
         stage.finish(started.elapsed().as_secs_f64())?;
         Ok(Cached { stage, value, reused: false })
     }
-}
-
-/// A job's gallery images for its run folder: its explain stage's, then those of the
-/// ground-truth stage this process ran for it (one row per intervention), when it ran one.
-pub fn galleries(explain: &Stage) -> Vec<std::path::PathBuf> {
-    let mut all = explain::galleries(explain);
-    all.extend(ground_truth::take_galleries());
-    all
 }
 
 /// A stage's JSON result; an error names the file and says how to recover.
