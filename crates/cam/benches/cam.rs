@@ -11,8 +11,8 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use embcam_cam::{CamOptions, ClosedForm, Method, ProxyBatch, explain};
+use embcam_cub::Silent;
 use embcam_model::{BackboneKind, Net, NetConfig};
-use indicatif::ProgressBar;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -48,14 +48,13 @@ fn quick(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>
 fn by_method(c: &mut Criterion) {
     let mut g = c.benchmark_group("method_block4_b8_p1");
     quick(&mut g);
-    let hidden = ProgressBar::hidden();
     for m in Method::ALL {
         let batch = if m == Method::ScoreCam { 1 } else { 8 };
         let (net, x, proxies) = setup(batch, 1);
         g.throughput(Throughput::Elements(batch as u64));
         g.bench_function(m.name(), |b| {
             b.iter(|| {
-                explain(&net, x.clone(), &proxies, m, &CamOptions::new("block4"), &hidden).unwrap()
+                explain(&net, x.clone(), &proxies, m, &CamOptions::new("block4"), &Silent).unwrap()
             })
         });
     }
@@ -66,7 +65,6 @@ fn by_method(c: &mut Criterion) {
 fn by_batch(c: &mut Criterion) {
     let mut g = c.benchmark_group("gradcam_autodiff_block3_by_batch");
     quick(&mut g);
-    let hidden = ProgressBar::hidden();
     for batch in [1, 8, 32] {
         let (net, x, proxies) = setup(batch, 1);
         g.throughput(Throughput::Elements(batch as u64));
@@ -78,7 +76,7 @@ fn by_batch(c: &mut Criterion) {
                     &proxies,
                     Method::GradCam,
                     &CamOptions::new("block3"),
-                    &hidden,
+                    &Silent,
                 )
                 .unwrap()
             })
@@ -92,7 +90,6 @@ fn by_batch(c: &mut Criterion) {
 fn closed_form_vs_autodiff(c: &mut Criterion) {
     let mut g = c.benchmark_group("gradcam_block4_b8_by_proxies");
     quick(&mut g);
-    let hidden = ProgressBar::hidden();
     for n_p in [1, 10, 100] {
         let (net, x, proxies) = setup(8, n_p);
         g.throughput(Throughput::Elements(8 * n_p as u64));
@@ -101,7 +98,7 @@ fn closed_form_vs_autodiff(c: &mut Criterion) {
             opts.closed_form = cf;
             g.bench_function(format!("{name}/p{n_p}"), |b| {
                 b.iter(|| {
-                    explain(&net, x.clone(), &proxies, Method::GradCam, &opts, &hidden).unwrap()
+                    explain(&net, x.clone(), &proxies, Method::GradCam, &opts, &Silent).unwrap()
                 })
             });
         }

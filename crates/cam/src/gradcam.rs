@@ -14,8 +14,8 @@
 //! images of a batch.
 
 use burn::tensor::Tensor;
+use embcam_cub::Progress;
 use embcam_model::Staged;
-use indicatif::ProgressBar;
 
 use crate::closed_form;
 use crate::error::{CamError, Result};
@@ -354,7 +354,7 @@ pub fn explain<M: Staged>(
     proxies: &ProxyBatch,
     method: Method,
     opts: &CamOptions,
-    progress: &ProgressBar,
+    progress: &dyn Progress,
 ) -> Result<CamOutput> {
     let mut out = explain_many(model, x, proxies, &[method], opts, progress)?;
     out.pop().ok_or_else(|| CamError::Invalid("no method ran".into()))
@@ -369,7 +369,7 @@ pub fn explain_many<M: Staged>(
     proxies: &ProxyBatch,
     methods: &[Method],
     opts: &CamOptions,
-    progress: &ProgressBar,
+    progress: &dyn Progress,
 ) -> Result<Vec<CamOutput>> {
     if opts.max_rows == 0 || opts.score_cam_batch == 0 {
         return Err(CamError::Invalid("max_rows and score_cam_batch must be at least 1".into()));
@@ -475,7 +475,7 @@ pub fn explain_many<M: Staged>(
         let p = if m.uses_gradient() { path } else { GradientPath::None };
         outs.push(CamOutput { maps, path: p, warnings });
     }
-    progress.inc(b as u64);
+    progress.advance(b as u64);
     Ok(outs)
 }
 

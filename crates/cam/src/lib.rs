@@ -13,7 +13,7 @@
 //! - [`npy`], [`mod@overlay`]: `.npy` + CSV index, overlay PNGs and galleries.
 //!
 //! Networks come in through [`embcam_model::Staged`], in eval mode (`model.valid()`). The crate
-//! never prints and never picks paths: long operations take an [`indicatif::ProgressBar`] from
+//! never prints and never picks paths: long operations report to an [`embcam_cub::Progress`] from
 //! the caller and files go to a folder the caller gives.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]

@@ -1,7 +1,7 @@
 //! A batch of N gives the same maps as N single images (eval mode: images are independent).
 
 use embcam_cam::{CamOptions, ClosedForm, Method, ProxyBatch, explain_many};
-use indicatif::ProgressBar;
+use embcam_cub::Silent;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -25,15 +25,12 @@ fn batch_equals_single_images() {
         opts.closed_form = cf;
         opts.max_rows = 5; // chunks that cut across images
         opts.score_cam_batch = 3;
-        let all =
-            explain_many(&net, x.clone(), &batch, &Method::ALL, &opts, &ProgressBar::hidden())
-                .unwrap();
+        let all = explain_many(&net, x.clone(), &batch, &Method::ALL, &opts, &Silent).unwrap();
         for i in 0..n {
             let xi = x.clone().narrow(0, i, 1);
             let pi = ProxyBatch::from_vectors(vec![ids[i]], cols.clone(), vec![vectors[i].clone()])
                 .unwrap();
-            let one =
-                explain_many(&net, xi, &pi, &Method::ALL, &opts, &ProgressBar::hidden()).unwrap();
+            let one = explain_many(&net, xi, &pi, &Method::ALL, &opts, &Silent).unwrap();
             for (m_all, m_one) in all.iter().zip(&one) {
                 for p in 0..3 {
                     let err = rel_err(m_all.maps.raw(i, p), m_one.maps.raw(0, p));

@@ -3,7 +3,7 @@
 
 use burn::tensor::Tensor;
 use embcam_cam::{ChenConfig, ChenWeights, Embeddings, Space, Staged};
-use indicatif::ProgressBar;
+use embcam_cub::Silent;
 
 use crate::common::*;
 
@@ -31,15 +31,9 @@ fn fitted_weights_are_the_triplet_gradient_and_transfer_reuses_them() {
             seed: 7,
             ..ChenConfig::default()
         };
-        let weights = ChenWeights::fit(
-            &net,
-            stage,
-            &train,
-            batches.iter().cloned().map(Ok),
-            &cfg,
-            &ProgressBar::hidden(),
-        )
-        .unwrap();
+        let weights =
+            ChenWeights::fit(&net, stage, &train, batches.iter().cloned().map(Ok), &cfg, &Silent)
+                .unwrap();
         assert_eq!(weights.len(), n);
         assert_eq!(weights.ids(), ids.as_slice());
         let mut checked = 0;
@@ -81,7 +75,7 @@ fn fitted_weights_are_the_triplet_gradient_and_transfer_reuses_them() {
         }
         assert!(checked > 0, "at least one anchor with an active triplet was checked");
         // Transfer on the training images themselves: each is its own nearest key.
-        let out = weights.explain(&net, x.clone(), &ids, &ProgressBar::hidden()).unwrap();
+        let out = weights.explain(&net, x.clone(), &ids, &Silent).unwrap();
         let a = to_vec(net.forward_to(x.clone(), stage).unwrap());
         let (k, hw) = (weights.weights(0).len(), out.maps.h * out.maps.w);
         for i in 0..n {
@@ -93,7 +87,7 @@ fn fitted_weights_are_the_triplet_gradient_and_transfer_reuses_them() {
         // k-means: 3 centres whose weights average their members'.
         let centres = weights.kmeans(3, 10, 1).unwrap();
         assert_eq!(centres.len(), 3);
-        let out = centres.explain(&net, x.clone(), &ids, &ProgressBar::hidden()).unwrap();
+        let out = centres.explain(&net, x.clone(), &ids, &Silent).unwrap();
         assert!(out.maps.raw_all().iter().all(|v| v.is_finite()));
         assert!(weights.kmeans(0, 1, 1).is_err() && weights.kmeans(9, 1, 1).is_err());
     }

@@ -5,7 +5,7 @@ use embcam_cam::{
     CamError, CamOptions, ClosedForm, GradientPath, Method, ProxyBatch, Space, Target, explain,
     explain_many,
 };
-use indicatif::ProgressBar;
+use embcam_cub::Silent;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -48,25 +48,11 @@ fn closed_form_equals_autodiff() {
                 opts.target = target.clone();
                 opts.max_rows = 64; // several chunks at 100 proxies
                 opts.closed_form = ClosedForm::Require;
-                let cf = explain_many(
-                    &net,
-                    x.clone(),
-                    &proxies,
-                    &grad_methods,
-                    &opts,
-                    &ProgressBar::hidden(),
-                )
-                .unwrap();
+                let cf =
+                    explain_many(&net, x.clone(), &proxies, &grad_methods, &opts, &Silent).unwrap();
                 opts.closed_form = ClosedForm::Off;
-                let ad = explain_many(
-                    &net,
-                    x.clone(),
-                    &proxies,
-                    &grad_methods,
-                    &opts,
-                    &ProgressBar::hidden(),
-                )
-                .unwrap();
+                let ad =
+                    explain_many(&net, x.clone(), &proxies, &grad_methods, &opts, &Silent).unwrap();
                 for (c, a) in cf.iter().zip(&ad) {
                     assert_eq!(c.path, GradientPath::ClosedForm);
                     assert_eq!(a.path, GradientPath::Autodiff);
@@ -88,34 +74,33 @@ fn closed_form_is_used_only_where_it_applies() {
     let net = TinyNet::small(41, true);
     let x = images(42, 2, 16);
     let proxies = random_proxies(43, 2, 3, 5);
-    let hidden = ProgressBar::hidden();
     // Auto: closed form at the last stage, autodiff before it.
     let last =
-        explain(&net, x.clone(), &proxies, Method::GradCam, &CamOptions::new("block2"), &hidden)
+        explain(&net, x.clone(), &proxies, Method::GradCam, &CamOptions::new("block2"), &Silent)
             .unwrap();
     assert_eq!(last.path, GradientPath::ClosedForm);
     let inner =
-        explain(&net, x.clone(), &proxies, Method::GradCam, &CamOptions::new("block1"), &hidden)
+        explain(&net, x.clone(), &proxies, Method::GradCam, &CamOptions::new("block1"), &Silent)
             .unwrap();
     assert_eq!(inner.path, GradientPath::Autodiff);
     // Require before the last stage: an error that says why.
     let mut opts = CamOptions::new("block1");
     opts.closed_form = ClosedForm::Require;
-    let err = explain(&net, x.clone(), &proxies, Method::GradCam, &opts, &hidden).unwrap_err();
+    let err = explain(&net, x.clone(), &proxies, Method::GradCam, &opts, &Silent).unwrap_err();
     assert!(matches!(err, CamError::ClosedFormUnavailable(_)), "{err}");
     assert!(err.to_string().contains("not the last stage"), "{err}");
     // A head that misreports W: Auto falls back to autodiff (and stays right), Require refuses.
     let mut liar = net.clone();
     liar.lie_about_head = true;
     let fallback =
-        explain(&liar, x.clone(), &proxies, Method::GradCam, &CamOptions::new("block2"), &hidden)
+        explain(&liar, x.clone(), &proxies, Method::GradCam, &CamOptions::new("block2"), &Silent)
             .unwrap();
     assert_eq!(fallback.path, GradientPath::Autodiff);
     assert!(rel_err(fallback.maps.raw_all(), last.maps.raw_all()) < 1e-5);
     let mut opts = CamOptions::new("block2");
     opts.closed_form = ClosedForm::Require;
     assert!(matches!(
-        explain(&liar, x, &proxies, Method::GradCam, &opts, &hidden),
+        explain(&liar, x, &proxies, Method::GradCam, &opts, &Silent),
         Err(CamError::ClosedFormUnavailable(_))
     ));
 }

@@ -3,7 +3,7 @@
 use embcam_cam::{
     CamError, CamOptions, Embeddings, Method, ProxyBank, ProxyBatch, ProxySpec, Query, explain,
 };
-use indicatif::ProgressBar;
+use embcam_cub::Silent;
 
 use crate::common::*;
 
@@ -25,7 +25,7 @@ fn unknown_stage_lists_the_stages() {
         &ones(2, 5),
         Method::GradCam,
         &CamOptions::new("layer9"),
-        &ProgressBar::hidden(),
+        &Silent,
     )
     .unwrap_err();
     let msg = err.to_string();
@@ -42,7 +42,7 @@ fn wrong_proxy_dimension_names_the_image() {
         &ones(2, 7),
         Method::GradCam,
         &CamOptions::new("block2"),
-        &ProgressBar::hidden(),
+        &Silent,
     )
     .unwrap_err();
     assert!(matches!(err, CamError::ProxyDim { expected: 5, got: 7, .. }), "{err}");
@@ -62,7 +62,7 @@ fn wrong_proxy_dimension_names_the_image() {
         &ones(2, 5),
         Method::GradCam,
         &CamOptions::new("block2"),
-        &ProgressBar::hidden(),
+        &Silent,
     )
     .unwrap_err();
     assert!(matches!(err, CamError::Shape(_)), "{err}");
@@ -85,15 +85,8 @@ fn non_finite_values_name_the_image_or_class() {
     let mut x = to_vec(images(106, 2, 16));
     x[3 * 16 * 16 + 5] = f32::NAN; // inside image 1
     let x = tensor(x, [2, 3, 16, 16], &device());
-    let err = explain(
-        &net,
-        x,
-        &ones(2, 5),
-        Method::GradCam,
-        &CamOptions::new("block2"),
-        &ProgressBar::hidden(),
-    )
-    .unwrap_err();
+    let err = explain(&net, x, &ones(2, 5), Method::GradCam, &CamOptions::new("block2"), &Silent)
+        .unwrap_err();
     assert!(
         matches!(err, CamError::NonFinite { .. }) && err.to_string().contains("image 11"),
         "{err}"

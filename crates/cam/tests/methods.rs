@@ -8,8 +8,7 @@ use embcam_cam::{
     CamOptions, ClosedForm, Method, ProxyBatch, Staged, Target, explain_many, read_npy,
     stage_gradients,
 };
-use embcam_cub::resize_bilinear;
-use indicatif::ProgressBar;
+use embcam_cub::{Silent, resize_bilinear};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -70,8 +69,7 @@ fn gradient_methods_follow_their_formulas() {
     {
         let mut opts = CamOptions::new(stage);
         opts.closed_form = cf;
-        let outs = explain_many(&net, x.clone(), &proxies, &methods, &opts, &ProgressBar::hidden())
-            .unwrap();
+        let outs = explain_many(&net, x.clone(), &proxies, &methods, &opts, &Silent).unwrap();
         let g = stage_gradients(&net, x.clone(), &proxies, &opts).unwrap();
         let [_, k, h, w] = g.activation.dims();
         let (a, gr) = (to_vec(g.activation), to_vec(g.grad));
@@ -137,7 +135,7 @@ fn score_cam_and_eigen_cam_follow_their_formulas() {
         &proxies,
         &[Method::ScoreCam, Method::EigenCam],
         &opts,
-        &ProgressBar::hidden(),
+        &Silent,
     )
     .unwrap();
     let a_all = net.forward_to(x.clone(), "block2").unwrap();

@@ -7,9 +7,8 @@ use embcam_cam::{
     CamOptions, HeatmapWriter, Method, OverlayStyle, ProxyBatch, explain_many, gallery,
     gallery_index, overlay, write_png,
 };
-use embcam_cub::{BBox, CropRegion, Geometry, Mask};
+use embcam_cub::{BBox, CropRegion, Geometry, Mask, Silent};
 use image::RgbImage;
-use indicatif::ProgressBar;
 
 use crate::common::*;
 
@@ -51,7 +50,7 @@ fn heatmaps_round_trip_through_npy_and_index() {
         &proxies,
         &[Method::GradCam, Method::HiResCam],
         &CamOptions::new("block2"),
-        &ProgressBar::hidden(),
+        &Silent,
     )
     .unwrap();
     let mut wr = HeatmapWriter::create(dir.path(), "block2").unwrap();
@@ -66,7 +65,7 @@ fn heatmaps_round_trip_through_npy_and_index() {
         &proxies,
         &[Method::GradCam],
         &CamOptions::new("block1"),
-        &ProgressBar::hidden(),
+        &Silent,
     )
     .unwrap();
     assert!(wr.append(&other[0].maps).is_err());
@@ -121,7 +120,7 @@ fn overlays_and_gallery_are_written() {
         &proxies,
         &[Method::GradCam, Method::EigenCam],
         &CamOptions::new("block1"),
-        &ProgressBar::hidden(),
+        &Silent,
     )
     .unwrap();
     // An original image of 40×30, cropped at (4, 2) 32×24 and resized to the 16×16 input.

@@ -6,7 +6,7 @@ use embcam_cam::{
     CamOptions, Classifier, ClosedForm, Embeddings, Method, ProxyBank, ProxyBatch, ProxySpec,
     Query, Staged, explain,
 };
-use indicatif::ProgressBar;
+use embcam_cub::Silent;
 
 use crate::common::*;
 
@@ -68,15 +68,8 @@ fn classifier_gradcam_equals_embeddingcam_with_the_weight_row() {
             for cf in [ClosedForm::Auto, ClosedForm::Off] {
                 let mut opts = CamOptions::new(stage);
                 opts.closed_form = cf;
-                let out = explain(
-                    &net,
-                    x.clone(),
-                    &proxies,
-                    Method::GradCam,
-                    &opts,
-                    &ProgressBar::hidden(),
-                )
-                .unwrap();
+                let out =
+                    explain(&net, x.clone(), &proxies, Method::GradCam, &opts, &Silent).unwrap();
                 let expect = hand_gradcam(&clf, x.clone(), stage, c as usize);
                 let err = rel_err(out.maps.raw_all(), &expect);
                 assert!(err < 1e-5, "stage {stage} class {c} {cf:?}: relative error {err}");
@@ -109,7 +102,7 @@ fn one_hot_proxy_on_the_logits_is_grad_cam() {
                 &proxies,
                 Method::GradCam,
                 &CamOptions::new(stage),
-                &ProgressBar::hidden(),
+                &Silent,
             )
             .unwrap();
             let err = rel_err(out.maps.raw_all(), &hand_gradcam(&clf, x.clone(), stage, c));

@@ -5,14 +5,13 @@
 
 use burn::tensor::{Device, Tensor};
 use embcam_cam::{CamOptions, Embeddings, Method, ProxyBank, ProxySpec, Query, explain};
-use embcam_cub::Dataset;
 use embcam_cub::load::{EvalTransform, Transform, load_image};
 use embcam_cub::synth::{SynthConfig, generate};
+use embcam_cub::{Dataset, Silent};
 use embcam_eval::Heatmap;
 use embcam_eval::sanity::{MapSimilarity, RandomisationRow, compare_maps, summarize_randomisation};
 use embcam_model::randomize::{cascading_steps, independent_steps, layers, randomize_layers};
 use embcam_model::{BackboneKind, Net, NetConfig, Staged};
-use indicatif::ProgressBar;
 
 use crate::common::*;
 
@@ -28,7 +27,7 @@ fn images(dir: &std::path::Path) -> (Vec<u32>, Vec<u32>, Vec<f32>) {
         seed: 9,
         ..SynthConfig::default()
     };
-    let s = generate(&dir.join("synth"), &cfg, &ProgressBar::hidden()).unwrap();
+    let s = generate(&dir.join("synth"), &cfg, &Silent).unwrap();
     let ds = Dataset::open(&s.root, Some(&s.segmentations)).unwrap();
     let tf = Transform::Eval(EvalTransform { size: SIZE as u32, resize: SIZE as u32, crop: false });
     let loaded: Vec<_> = ds.images.iter().map(|r| load_image(&ds, r, &tf, 0).unwrap()).collect();
@@ -58,15 +57,9 @@ fn gradcam(net: &Net, x: &Tensor<4>, ids: &[u32], labels: &[u32], proxy_net: &Ne
         .map(|i| Query { id: ids[i], label: labels[i], embedding: &z[i * d..(i + 1) * d] })
         .collect();
     let proxies = bank.batch(&[ProxySpec::ClassMean { leave_query_out: false }], &queries).unwrap();
-    let out = explain(
-        net,
-        x.clone(),
-        &proxies,
-        Method::GradCam,
-        &CamOptions::new("block3"),
-        &ProgressBar::hidden(),
-    )
-    .unwrap();
+    let out =
+        explain(net, x.clone(), &proxies, Method::GradCam, &CamOptions::new("block3"), &Silent)
+            .unwrap();
     (0..n)
         .map(|b| Heatmap {
             width: SIZE as u32,

@@ -6,7 +6,7 @@ use embcam_cam::{
     CamOptions, CamWarning, ClosedForm, Embeddings, Method, ProxyBank, ProxySpec, Query, Space,
     Target, explain, max_normalize,
 };
-use indicatif::ProgressBar;
+use embcam_cub::Silent;
 
 use crate::common::*;
 
@@ -35,15 +35,9 @@ fn single_point_on_pre_norm_is_the_same_detached_or_not() {
     let x = images(62, 2, 16);
     let proxies = single_point_batch(&net, x.clone());
     for stage in ["block1", "block2"] {
-        let detached = explain(
-            &net,
-            x.clone(),
-            &proxies,
-            Method::GradCam,
-            &CamOptions::new(stage),
-            &ProgressBar::hidden(),
-        )
-        .unwrap();
+        let detached =
+            explain(&net, x.clone(), &proxies, Method::GradCam, &CamOptions::new(stage), &Silent)
+                .unwrap();
         assert!(
             detached
                 .warnings
@@ -53,9 +47,7 @@ fn single_point_on_pre_norm_is_the_same_detached_or_not() {
         // Not detached: s = z·z, differentiated through both factors (∂s/∂z = 2z).
         let mut opts = CamOptions::new(stage);
         opts.target = Target::custom("self-dot", |e, _p| (e.clone() * e).sum_dim(1).squeeze_dim(1));
-        let attached =
-            explain(&net, x.clone(), &proxies, Method::GradCam, &opts, &ProgressBar::hidden())
-                .unwrap();
+        let attached = explain(&net, x.clone(), &proxies, Method::GradCam, &opts, &Silent).unwrap();
         for b in 0..2 {
             let (d, a) = (
                 max_normalize(&detached.maps.relu(b, 0)),
@@ -77,12 +69,9 @@ fn single_point_on_normalized_is_zero_and_warned() {
             let mut opts = CamOptions::new(stage);
             opts.closed_form = cf;
             let reference =
-                explain(&net, x.clone(), &proxies, Method::GradCam, &opts, &ProgressBar::hidden())
-                    .unwrap();
+                explain(&net, x.clone(), &proxies, Method::GradCam, &opts, &Silent).unwrap();
             opts.target = Target::dot().on(Space::Normalized);
-            let out =
-                explain(&net, x.clone(), &proxies, Method::GradCam, &opts, &ProgressBar::hidden())
-                    .unwrap();
+            let out = explain(&net, x.clone(), &proxies, Method::GradCam, &opts, &Silent).unwrap();
             let scale = reference.maps.raw_all().iter().fold(0.0f32, |m, v| m.max(v.abs()));
             let size = out.maps.raw_all().iter().fold(0.0f32, |m, v| m.max(v.abs()));
             assert!(size <= 1e-5 * scale, "{stage} {cf:?}: |map| {size} vs pre-norm {scale}");
@@ -117,7 +106,7 @@ fn zero_gradient_gives_a_zero_map_not_nan() {
             Method::HiResCam,
             Method::LayerCam,
         ] {
-            let out = explain(&net, x.clone(), &proxies, m, &opts, &ProgressBar::hidden()).unwrap();
+            let out = explain(&net, x.clone(), &proxies, m, &opts, &Silent).unwrap();
             assert!(out.maps.raw_all().iter().all(|&v| v == 0.0), "{stage} {}", m.name());
             assert!(
                 out.warnings.iter().any(|w| matches!(w, CamWarning::ZeroMaps { count: 2, .. }))
@@ -132,9 +121,7 @@ fn zero_gradient_gives_a_zero_map_not_nan() {
     )
     .unwrap();
     for m in [Method::GradCam, Method::GradCamPlusPlus, Method::XGradCam, Method::ScoreCam] {
-        let out =
-            explain(&net, x.clone(), &zeros, m, &CamOptions::new("block1"), &ProgressBar::hidden())
-                .unwrap();
+        let out = explain(&net, x.clone(), &zeros, m, &CamOptions::new("block1"), &Silent).unwrap();
         assert!(out.maps.raw_all().iter().all(|v| v.is_finite()), "{}", m.name());
     }
 }

@@ -8,12 +8,11 @@ use embcam_cam::{
     CamOptions, Embeddings, Method, ProxyBank, ProxySpec, Query, Staged, WrongClassPick, explain,
     max_normalize,
 };
-use embcam_cub::Dataset;
 use embcam_cub::load::{EvalTransform, Transform, load_image};
 use embcam_cub::synth::{SynthConfig, generate};
+use embcam_cub::{Dataset, Silent};
 use embcam_model::loss::{Mining, TripletLoss};
 use embcam_model::{BackboneKind, NetConfig};
-use indicatif::ProgressBar;
 
 use crate::common::*;
 
@@ -25,7 +24,6 @@ fn map_distance(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn wrong_class_proxy_changes_the_map_of_a_trained_model() {
-    let hidden = ProgressBar::hidden();
     let dir = tempfile::tempdir().unwrap();
     let cfg = SynthConfig {
         classes: 4,
@@ -35,7 +33,7 @@ fn wrong_class_proxy_changes_the_map_of_a_trained_model() {
         seed: 5,
         ..SynthConfig::default()
     };
-    let summary = generate(&dir.path().join("synth"), &cfg, &hidden).unwrap();
+    let summary = generate(&dir.path().join("synth"), &cfg, &Silent).unwrap();
     let ds = Dataset::open(&summary.root, Some(&summary.segmentations)).unwrap();
     let size = 64usize;
     let tf = Transform::Eval(EvalTransform { size: size as u32, resize: size as u32, crop: false });
@@ -82,7 +80,7 @@ fn wrong_class_proxy_changes_the_map_of_a_trained_model() {
     let proxies = bank.batch(&specs, &queries).unwrap();
     for stage in ["block4", "block3"] {
         let out =
-            explain(&model, x.clone(), &proxies, Method::GradCam, &CamOptions::new(stage), &hidden)
+            explain(&model, x.clone(), &proxies, Method::GradCam, &CamOptions::new(stage), &Silent)
                 .unwrap();
         let (mut same, mut wrong) = (0.0, 0.0);
         for b in 0..n {

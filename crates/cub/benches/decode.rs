@@ -6,10 +6,9 @@
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use embcam_cub::Dataset;
 use embcam_cub::load::{EvalTransform, TrainTransform, Transform, load_batch};
 use embcam_cub::synth::{SynthConfig, generate};
-use indicatif::ProgressBar;
+use embcam_cub::{Dataset, Silent};
 
 fn decode(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
@@ -21,7 +20,7 @@ fn decode(c: &mut Criterion) {
         seed: 0,
         ..SynthConfig::default()
     };
-    generate(&dir.path().join("s"), &cfg, &ProgressBar::hidden()).unwrap();
+    generate(&dir.path().join("s"), &cfg, &Silent).unwrap();
     let ds = Dataset::open(&dir.path().join("s/CUB_200_2011"), None).unwrap();
     let idx: Vec<usize> = (0..ds.images.len()).collect();
     let mut g = c.benchmark_group("decode_resize_normalise");
@@ -52,7 +51,7 @@ fn synth(c: &mut Criterion) {
         b.iter_with_setup(
             || tempfile::tempdir().unwrap(),
             |dir| {
-                generate(&dir.path().join("s"), &cfg, &ProgressBar::hidden()).unwrap();
+                generate(&dir.path().join("s"), &cfg, &Silent).unwrap();
                 dir
             },
         )

@@ -12,8 +12,8 @@
 //! - [`validate()`] walks a dataset and reports every problem, not only the first.
 //! - [`synth`] generates SynthCUB: procedurally drawn birds in exactly this layout.
 //!
-//! The crate never prints; long operations take an [`indicatif::ProgressBar`] from the caller
-//! (pass [`indicatif::ProgressBar::hidden`] for silence).
+//! The crate never prints; long operations report to a [`Progress`] from the caller (pass
+//! [`Silent`] for none).
 
 pub mod atomic;
 mod dataset;
@@ -21,6 +21,7 @@ mod error;
 mod geometry;
 pub mod load;
 mod mask;
+mod progress;
 mod split;
 pub mod synth;
 mod validate;
@@ -29,5 +30,6 @@ pub use dataset::{Class, Dataset, INDEX_FILES, ImageRecord, PART_NAMES, PartLoc}
 pub use error::{CubError, Result};
 pub use geometry::{BBox, CropRegion, Geometry, bilinear, resize_bilinear};
 pub use mask::{DEFAULT_MASK_THRESHOLD, Mask};
+pub use progress::{Progress, Silent};
 pub use split::{Split, SplitKind, Subset};
 pub use validate::{Report, Summary, validate};

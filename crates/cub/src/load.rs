@@ -492,8 +492,7 @@ mod tests {
             seed: 3,
             ..Default::default()
         };
-        let s = crate::synth::generate(dir.path(), &cfg, &indicatif::ProgressBar::hidden())
-            .expect("generated");
+        let s = crate::synth::generate(dir.path(), &cfg, &crate::Silent).expect("generated");
         let ds = Dataset::open(&s.root, Some(&s.segmentations)).expect("opened");
         let all: Vec<usize> = (0..ds.images.len()).collect();
         for t in [EvalTransform::center_crop(40), EvalTransform::squash(40)] {

@@ -4,11 +4,11 @@
 use std::fmt;
 use std::path::Path;
 
-use indicatif::{ParallelProgressIterator, ProgressBar};
 use rayon::prelude::*;
 
 use crate::dataset::{Dataset, ImageRecord};
 use crate::error::CubError;
+use crate::progress::Progress;
 use crate::split::{SplitKind, Subset};
 
 /// Counts that describe a dataset.
@@ -67,7 +67,7 @@ struct ImageCheck {
 
 /// Check a dataset completely: parse the index files, decode every image, check every box, mask
 /// and visible part against its image. `progress` advances once per image.
-pub fn validate(root: &Path, segmentations: Option<&Path>, progress: &ProgressBar) -> Report {
+pub fn validate(root: &Path, segmentations: Option<&Path>, progress: &dyn Progress) -> Report {
     let mut problems = Vec::new();
     let mut ds = Dataset::read(root, segmentations, &mut problems);
     let has_segmentations = ds.segmentations.is_some();
@@ -76,9 +76,9 @@ pub fn validate(root: &Path, segmentations: Option<&Path>, progress: &ProgressBa
         problems.push(e);
         ds.segmentations = None;
     }
-    progress.set_length(ds.images.len() as u64);
+    progress.start(ds.images.len() as u64);
     let checks: Vec<ImageCheck> =
-        ds.images.par_iter().progress_with(progress.clone()).map(|r| check(&ds, r)).collect();
+        ds.images.par_iter().map(|r| check(&ds, r)).inspect(|_| progress.advance(1)).collect();
 
     let count = |kind| ds.split(kind, &Subset::default()).map(|s| (s.train.len(), s.eval.len()));
     let (official_train, official_test) = count(SplitKind::Official).unwrap_or_default();

@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use embcam_cub::Silent;
 use embcam_cub::synth::{SynthConfig, generate};
-use indicatif::ProgressBar;
 
 pub struct Fixture {
     pub dir: tempfile::TempDir,
@@ -20,7 +20,7 @@ impl Fixture {
             seed,
             ..SynthConfig::default()
         };
-        generate(&dir.path().join("synth"), &cfg, &ProgressBar::hidden()).unwrap();
+        generate(&dir.path().join("synth"), &cfg, &Silent).unwrap();
         Fixture { dir }
     }
     pub fn root(&self) -> PathBuf {

@@ -21,9 +21,8 @@ use std::time::Instant;
 
 use embcam_cub::load::{decode_rgb, image_size, open_image};
 use embcam_cub::synth::read_discriminative_parts;
-use embcam_cub::{CubError, Dataset, INDEX_FILES, validate};
+use embcam_cub::{CubError, Dataset, INDEX_FILES, Silent, validate};
 use image::{DynamicImage, ImageFormat};
-use indicatif::ProgressBar;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, TestCaseError};
@@ -435,7 +434,7 @@ fn check_index_files(edits: &[(&str, Vec<Edit>)]) -> Result<(), TestCaseError> {
     let damaged = INDEX.damage(edited(edits, b' '));
     let (dir, root, seg) = (INDEX.dir(), INDEX.dir().join(ROOT), INDEX.dir().join(SEG));
     let opened = Dataset::open(&root, Some(&seg));
-    let report = validate(&root, Some(&seg), &ProgressBar::hidden());
+    let report = validate(&root, Some(&seg), &Silent);
     for p in &report.problems {
         assert_named(p, dir)?;
     }

@@ -2,8 +2,7 @@
 //! file, the line and the image id; `validate` reports all of them at once.
 
 use embcam_cub::load::{EvalTransform, Transform, load_image};
-use embcam_cub::{CubError, Dataset, validate};
-use indicatif::ProgressBar;
+use embcam_cub::{CubError, Dataset, Silent, validate};
 
 use crate::fixture::Fixture;
 
@@ -46,7 +45,7 @@ fn id_missing_from_one_file_is_named() {
     // And the other direction: an id in a side file that images.txt lacks.
     let fx = Fixture::new(2, 3, 0);
     fx.remove_line("images.txt", 6);
-    let report = validate(&fx.root(), Some(&fx.seg()), &ProgressBar::hidden());
+    let report = validate(&fx.root(), Some(&fx.seg()), &Silent);
     let missing = report.problems.iter().filter(|p| matches!(p, CubError::MissingId { id: 6, .. }));
     // labels, split, boxes and part locations each name it once.
     assert_eq!(missing.count(), 4, "{report}");
@@ -69,7 +68,7 @@ fn box_outside_the_image_is_reported_with_its_line() {
     let fx = Fixture::new(2, 3, 0);
     fx.set_line("bounding_boxes.txt", 3, "3 10.0 10.0 5000.0 20.0");
     // Opening does not decode images; validating does and reports the box.
-    let report = validate(&fx.root(), Some(&fx.seg()), &ProgressBar::hidden());
+    let report = validate(&fx.root(), Some(&fx.seg()), &Silent);
     let msg = report.problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
     assert_eq!(report.problems.len(), 1, "{msg}");
     assert!(msg.contains("bounding_boxes.txt:3:") && msg.contains("image id 3"), "{msg}");
@@ -83,7 +82,7 @@ fn truncated_and_garbage_images_are_decode_errors() {
     let bytes = std::fs::read(&a).unwrap();
     std::fs::write(&a, &bytes[..bytes.len() / 2]).unwrap();
     std::fs::write(&b, b"not an image at all").unwrap();
-    let report = validate(&fx.root(), Some(&fx.seg()), &ProgressBar::hidden());
+    let report = validate(&fx.root(), Some(&fx.seg()), &Silent);
     let msgs: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
     assert_eq!(msgs.len(), 2, "{msgs:?}");
     assert!(msgs[0].contains("image id 2") && msgs[0].contains("truncated"), "{}", msgs[0]);
@@ -108,7 +107,7 @@ fn bytes_after_a_complete_jpeg_are_accepted() {
     let pixels = load_image(&ds, rec, &t, 0).unwrap();
     for pad in [100, 10_000] {
         std::fs::write(&path, [&whole[..], &vec![0u8; pad][..]].concat()).unwrap();
-        let report = validate(&fx.root(), Some(&fx.seg()), &ProgressBar::hidden());
+        let report = validate(&fx.root(), Some(&fx.seg()), &Silent);
         assert!(report.is_ok(), "{pad} trailing zero bytes: {report}");
         assert_eq!(load_image(&ds, rec, &t, 0).unwrap(), pixels, "{pad} trailing zero bytes");
     }
@@ -135,7 +134,7 @@ fn validate_reports_every_problem_and_open_counts_them() {
     fx.set_line("bounding_boxes.txt", 2, "2 1 2 3");
     fx.set_line("train_test_split.txt", 5, "5 maybe");
     fx.set_line("parts/part_locs.txt", 1, "1 99 0.0 0.0 0");
-    let report = validate(&fx.root(), Some(&fx.seg()), &ProgressBar::hidden());
+    let report = validate(&fx.root(), Some(&fx.seg()), &Silent);
     // The bad box line, the bad flag, the unknown part, and the two images that lack a box/flag.
     assert_eq!(report.problems.len(), 5, "{report}");
     assert_eq!(report.summary.images, 7);
@@ -146,7 +145,7 @@ fn validate_reports_every_problem_and_open_counts_them() {
 #[test]
 fn a_clean_dataset_validates_with_a_summary() {
     let fx = Fixture::new(4, 5, 2);
-    let report = validate(&fx.root(), Some(&fx.seg()), &ProgressBar::hidden());
+    let report = validate(&fx.root(), Some(&fx.seg()), &Silent);
     assert!(report.is_ok(), "{report}");
     let s = &report.summary;
     assert_eq!((s.classes, s.images, s.decoded, s.masks), (4, 20, 20, 20));

@@ -8,8 +8,7 @@ use embcam_cub::synth::{
     Difficulty, PartLabels, SynthConfig, generate, interventions_made_at, load_render,
     read_discriminative_parts, read_interventions, render_interventions,
 };
-use embcam_cub::{DEFAULT_MASK_THRESHOLD, Dataset};
-use indicatif::ProgressBar;
+use embcam_cub::{DEFAULT_MASK_THRESHOLD, Dataset, Silent};
 use sha2::{Digest, Sha256};
 
 /// Path → SHA-256 of every file under `dir`.
@@ -41,7 +40,7 @@ fn make(dir: &Path, seed: u64, threads: usize) -> BTreeMap<String, String> {
         ..SynthConfig::default()
     };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-    pool.install(|| generate(dir, &cfg, &ProgressBar::hidden())).unwrap();
+    pool.install(|| generate(dir, &cfg, &Silent)).unwrap();
     tree_hash(dir)
 }
 
@@ -69,10 +68,10 @@ fn refuses_to_overwrite_and_leaves_no_partial_folder() {
         seed: 1,
         ..SynthConfig::default()
     };
-    let err = generate(&out, &cfg, &ProgressBar::hidden()).unwrap_err().to_string();
+    let err = generate(&out, &cfg, &Silent).unwrap_err().to_string();
     assert!(err.contains("already exists"), "{err}");
     let bad = SynthConfig { classes: 1, ..cfg };
-    assert!(generate(&tmp.path().join("e"), &bad, &ProgressBar::hidden()).is_err());
+    assert!(generate(&tmp.path().join("e"), &bad, &Silent).is_err());
     let names: Vec<_> =
         std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names.len(), 1, "no partial folders left: {names:?}");
@@ -116,13 +115,13 @@ fn geometry_follows_cub_and_the_difficulty_setting() {
         max_side: 140,
         ..SynthConfig::default()
     };
-    generate(&tmp.path().join("std"), &base, &ProgressBar::hidden()).unwrap();
+    generate(&tmp.path().join("std"), &base, &Silent).unwrap();
     // CUB-200-2011's test split: box share 0.34 on average, centre (0.50, 0.52).
     let (area, cx, cy) = geometry(&tmp.path().join("std"));
     assert!((0.26..0.42).contains(&area), "mean box share {area}");
     assert!((0.44..0.56).contains(&cx) && (0.46..0.58).contains(&cy), "centre ({cx}, {cy})");
     let hard = SynthConfig { difficulty: Difficulty::hard(), ..base };
-    generate(&tmp.path().join("hard"), &hard, &ProgressBar::hidden()).unwrap();
+    generate(&tmp.path().join("hard"), &hard, &Silent).unwrap();
     let (small, _, _) = geometry(&tmp.path().join("hard"));
     assert!(small < 0.7 * area, "hard birds {small} vs standard {area}");
     // The stamp tells the two apart.
@@ -140,7 +139,7 @@ fn out_of_range_settings_are_refused_before_any_work() {
         ..SynthConfig::default()
     };
     let huge = SynthConfig { classes: 999, images_per_class: 300_000_000, ..ok };
-    let err = generate(&tmp.path().join("a"), &huge, &ProgressBar::hidden()).unwrap_err();
+    let err = generate(&tmp.path().join("a"), &huge, &Silent).unwrap_err();
     assert!(err.to_string().contains("more than"), "{err}");
     for d in [
         Difficulty { bird_area: 0.9, ..Difficulty::standard() },
@@ -148,12 +147,8 @@ fn out_of_range_settings_are_refused_before_any_work() {
         Difficulty { occlusion: 1.5, ..Difficulty::standard() },
         Difficulty { pair_differences: 0, ..Difficulty::standard() },
     ] {
-        let err = generate(
-            &tmp.path().join("b"),
-            &SynthConfig { difficulty: d, ..ok },
-            &ProgressBar::hidden(),
-        )
-        .unwrap_err();
+        let err = generate(&tmp.path().join("b"), &SynthConfig { difficulty: d, ..ok }, &Silent)
+            .unwrap_err();
         assert!(err.to_string().contains("out of range"), "{err}");
     }
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "nothing written");
@@ -177,7 +172,7 @@ fn folders_of_killed_generations_are_removed_and_live_ones_kept() {
         max_side: 64,
         ..SynthConfig::default()
     };
-    generate(&tmp.path().join("s"), &cfg, &ProgressBar::hidden()).unwrap();
+    generate(&tmp.path().join("s"), &cfg, &Silent).unwrap();
     assert!(!dead.exists(), "the killed generation's folder is left");
     assert!(live.exists() && other.exists(), "another dataset's or a live folder was removed");
 }
@@ -201,7 +196,7 @@ fn generated_datasets_keep_their_bytes() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("s");
     let cfg = small(3, Difficulty::standard());
-    generate(&out, &cfg, &ProgressBar::hidden()).unwrap();
+    generate(&out, &cfg, &Silent).unwrap();
     let before = tree_hash(&out);
     assert_eq!(before.len(), 69);
     assert_eq!(
@@ -209,7 +204,7 @@ fn generated_datasets_keep_their_bytes() {
         "340fd18f15cb5fb9f77959ba1044a53bbe96217cfe73ddf698910031c5f1a685"
     );
     // Rendering interventions adds a folder and changes nothing else.
-    render_interventions(&out, &cfg, None, &ProgressBar::hidden()).unwrap();
+    render_interventions(&out, &cfg, None, &Silent).unwrap();
     let after = tree_hash(&out);
     let dataset: BTreeMap<_, _> =
         after.into_iter().filter(|(p, _)| !p.starts_with("interventions/")).collect();
@@ -223,14 +218,12 @@ fn interventions_are_deterministic_and_complete() {
     let mut trees = Vec::new();
     for (name, threads) in [("a", 1), ("b", 2)] {
         let out = tmp.path().join(name);
-        generate(&out, &cfg, &ProgressBar::hidden()).unwrap();
+        generate(&out, &cfg, &Silent).unwrap();
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        let s = pool
-            .install(|| render_interventions(&out, &cfg, None, &ProgressBar::hidden()))
-            .unwrap();
+        let s = pool.install(|| render_interventions(&out, &cfg, None, &Silent)).unwrap();
         assert_eq!(s.images, 30);
         // Cached: a second call renders nothing and reports the same.
-        assert_eq!(render_interventions(&out, &cfg, None, &ProgressBar::hidden()).unwrap(), s);
+        assert_eq!(render_interventions(&out, &cfg, None, &Silent).unwrap(), s);
         trees.push(tree_hash(&out.join("interventions")));
     }
     assert_eq!(trees[0], trees[1]);
@@ -283,21 +276,21 @@ fn interventions_of_some_images_only_and_grown_on_demand() {
     let cfg = small(4, Difficulty::standard());
     let (full, part) = (tmp.path().join("full"), tmp.path().join("part"));
     for out in [&full, &part] {
-        generate(out, &cfg, &ProgressBar::hidden()).unwrap();
+        generate(out, &cfg, &Silent).unwrap();
     }
-    render_interventions(&full, &cfg, None, &ProgressBar::hidden()).unwrap();
+    render_interventions(&full, &cfg, None, &Silent).unwrap();
     let ids = |out: &Path| -> Vec<u32> {
         read_interventions(out).unwrap().iter().map(|e| e.image_id).collect()
     };
-    let s = render_interventions(&part, &cfg, Some(&[5, 3]), &ProgressBar::hidden()).unwrap();
+    let s = render_interventions(&part, &cfg, Some(&[5, 3]), &Silent).unwrap();
     assert_eq!((s.images, ids(&part)), (2, vec![3, 5]));
     assert!(interventions_made_at(&part, &cfg, Some(&[3])));
     assert!(!interventions_made_at(&part, &cfg, Some(&[1])));
     assert!(!interventions_made_at(&part, &cfg, None));
     // Asking for a subset of what is there renders nothing.
-    assert_eq!(render_interventions(&part, &cfg, Some(&[5]), &ProgressBar::hidden()).unwrap(), s);
+    assert_eq!(render_interventions(&part, &cfg, Some(&[5]), &Silent).unwrap(), s);
     // A new id grows the folder to the union.
-    render_interventions(&part, &cfg, Some(&[1]), &ProgressBar::hidden()).unwrap();
+    render_interventions(&part, &cfg, Some(&[1]), &Silent).unwrap();
     assert_eq!(ids(&part), vec![1, 3, 5]);
     // An image's files are the same bytes whether rendered alone or with the whole dataset.
     let full_tree = tree_hash(&full.join("interventions"));
@@ -306,9 +299,7 @@ fn interventions_of_some_images_only_and_grown_on_demand() {
             assert_eq!(full_tree.get(&path), Some(&digest), "{path}");
         }
     }
-    let err = render_interventions(&part, &cfg, Some(&[999]), &ProgressBar::hidden())
-        .unwrap_err()
-        .to_string();
+    let err = render_interventions(&part, &cfg, Some(&[999]), &Silent).unwrap_err().to_string();
     assert!(err.contains("image id 999"), "{err}");
 }
 
@@ -317,16 +308,14 @@ fn interventions_need_their_dataset() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("s");
     let cfg = small(2, Difficulty::standard());
-    let err =
-        render_interventions(&out, &cfg, None, &ProgressBar::hidden()).unwrap_err().to_string();
+    let err = render_interventions(&out, &cfg, None, &Silent).unwrap_err().to_string();
     assert!(err.contains("generate the dataset first"), "{err}");
-    generate(&out, &cfg, &ProgressBar::hidden()).unwrap();
+    generate(&out, &cfg, &Silent).unwrap();
     let other = SynthConfig { seed: 3, ..cfg };
-    assert!(render_interventions(&out, &other, None, &ProgressBar::hidden()).is_err());
+    assert!(render_interventions(&out, &other, None, &Silent).is_err());
     // A stray folder from other settings is not taken for this dataset's interventions.
     std::fs::create_dir_all(out.join("interventions")).unwrap();
-    let err =
-        render_interventions(&out, &cfg, None, &ProgressBar::hidden()).unwrap_err().to_string();
+    let err = render_interventions(&out, &cfg, None, &Silent).unwrap_err().to_string();
     assert!(err.contains("remove it"), "{err}");
     assert!(read_interventions(&out).is_err());
 }

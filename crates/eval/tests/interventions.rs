@@ -1,13 +1,12 @@
 //! The part-level metrics on SynthCUB's rendered interventions, with hand-built "networks" whose
 //! answers are known.
 
-use embcam_cub::Dataset;
 use embcam_cub::load::decode_rgb;
 use embcam_cub::synth::{
     Difficulty, PartLabels, SynthConfig, generate, read_interventions, render_interventions,
 };
+use embcam_cub::{Dataset, Silent};
 use embcam_eval::{BackgroundScores, Heatmap, background_independence};
-use indicatif::ProgressBar;
 
 /// Labelled pixels at least 16 px (Chebyshev) from every unlabelled one: the 16 × 16 JPEG blocks
 /// (8 × 8 with 2 × 2 chroma subsampling) that hold them hold bird only, so a change of
@@ -40,8 +39,8 @@ fn a_network_that_ignores_the_background_has_background_independence_1() {
         seed: 4,
         difficulty: Difficulty::easy(),
     };
-    let s = generate(&out, &cfg, &ProgressBar::hidden()).unwrap();
-    render_interventions(&out, &cfg, None, &ProgressBar::hidden()).unwrap();
+    let s = generate(&out, &cfg, &Silent).unwrap();
+    render_interventions(&out, &cfg, None, &Silent).unwrap();
     let ds = Dataset::open(&s.root, None).unwrap();
     let mut scored = 0;
     for e in read_interventions(&out).unwrap() {

@@ -13,7 +13,7 @@
 //! - [`bench`](mod@bench): training and inference throughput.
 //! - [`randomize`]: re-draw chosen layers' weights for saliency sanity checks (Adebayo et al.).
 //!
-//! The crate never prints; long operations take an [`indicatif::ProgressBar`] from the caller.
+//! The crate never prints; long operations report to an [`embcam_cub::Progress`] from the caller.
 
 pub mod bench;
 pub mod checkpoint;

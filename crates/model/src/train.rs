@@ -9,8 +9,9 @@
 //! the flex backend, and a run resumed from its checkpoint gives the same weights as one that was
 //! never interrupted.
 //!
-//! The library never prints: progress goes to the caller's [`ProgressBar`] (message: loss, share
-//! of active triplets, images/s), and each epoch's [`EpochReport`] to the caller's callback.
+//! The library never prints: progress goes to the caller's [`Progress`] (one pass per epoch;
+//! status: epoch, loss, share of active triplets, images/s), and each epoch's [`EpochReport`] to
+//! the caller's callback.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -22,9 +23,8 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Tensor, TensorData};
-use embcam_cub::Dataset;
 use embcam_cub::load::{BatchLoader, EvalTransform, TrainTransform, Transform};
-use indicatif::ProgressBar;
+use embcam_cub::{Dataset, Progress};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -401,7 +401,7 @@ pub fn train(
     data: &TrainData,
     device: &Device,
     run_dir: Option<&Path>,
-    progress: &ProgressBar,
+    progress: &dyn Progress,
     on_epoch: &mut dyn FnMut(&EpochReport) -> Flow,
 ) -> Result<TrainOutcome, ModelError> {
     let train_classes = check(cfg, data)?;
@@ -467,9 +467,9 @@ pub fn train(
         let batches = epoch_batches(&sampler, &data.train, cfg.seed, epoch as u64);
         let batch_labels: Vec<Vec<u32>> =
             batches.iter().map(|b| b.iter().map(|i| label_of[i]).collect()).collect();
-        progress.set_length(batches.len() as u64);
-        progress.set_position(0);
-        progress.set_prefix(format!("epoch {}/{}", epoch + 1, cfg.epochs));
+        let epoch_of = format!("epoch {}/{}", epoch + 1, cfg.epochs);
+        progress.start(batches.len() as u64);
+        progress.status(&epoch_of);
         let loader = BatchLoader::new(data.dataset.clone(), batches, transform, epoch as u64, 2);
         let (mut loss_sum, mut active_sum, mut images, mut lr) = (0.0, 0.0, 0usize, base_lr);
         let start = Instant::now();
@@ -508,15 +508,15 @@ pub fn train(
             images += b;
             let n = (i + 1) as f64;
             let rate = images as f64 / start.elapsed().as_secs_f64().max(1e-9);
-            progress.set_message(match active {
+            progress.status(&match active {
                 Some(_) => format!(
-                    "loss {:.4}  active {:.1}%  {rate:.1} img/s",
+                    "{epoch_of}  loss {:.4}  active {:.1}%  {rate:.1} img/s",
                     loss_sum / n,
                     100.0 * active_sum / n
                 ),
-                None => format!("loss {:.4}  {rate:.1} img/s", loss_sum / n),
+                None => format!("{epoch_of}  loss {:.4}  {rate:.1} img/s", loss_sum / n),
             });
-            progress.inc(1);
+            progress.advance(1);
         }
         let images_per_sec = images as f64 / start.elapsed().as_secs_f64().max(1e-9);
         let valid = net.valid();

@@ -7,14 +7,13 @@ use std::sync::Arc;
 
 use burn::tensor::Device;
 use embcam_cub::synth::{SynthConfig, generate};
-use embcam_cub::{Dataset, SplitKind, Subset};
+use embcam_cub::{Dataset, Silent, SplitKind, Subset};
 use embcam_model::loss::{Mining, TripletLoss};
 use embcam_model::train::{
     Flow, Objective, OptimizerConfig, Schedule, TrainConfig, TrainData, train,
 };
 use embcam_model::weights::load_exported;
 use embcam_model::{BackboneKind, ModelError, NetConfig};
-use indicatif::ProgressBar;
 
 use crate::common::{host, random4};
 
@@ -28,7 +27,7 @@ fn synth_data(dir: &Path, classes: u32, per_class: u32) -> TrainData {
         seed: 5,
         ..SynthConfig::default()
     };
-    let summary = generate(&out, &cfg, &ProgressBar::hidden()).expect("generate SynthCUB");
+    let summary = generate(&out, &cfg, &Silent).expect("generate SynthCUB");
     let ds = Dataset::open(&summary.root, Some(&summary.segmentations)).expect("open");
     let split = ds.split(SplitKind::Official, &Subset::default()).expect("split");
     TrainData { dataset: Arc::new(ds), train: split.train, eval: split.eval }
@@ -61,7 +60,7 @@ fn go(
     run: Option<&Path>,
     stop_after: Option<usize>,
 ) -> embcam_model::train::TrainOutcome {
-    train(cfg, data, &Device::flex(), run, &ProgressBar::hidden(), &mut |r| {
+    train(cfg, data, &Device::flex(), run, &Silent, &mut |r| {
         if Some(r.epoch) == stop_after { Flow::Stop } else { Flow::Continue }
     })
     .expect("train")
@@ -120,15 +119,11 @@ fn resumed_run_equals_uninterrupted_run_and_keeps_the_best_checkpoint() {
 
     // A different config in the same run directory is refused.
     cfg.seed += 1;
-    let err = train(
-        &cfg,
-        &data,
-        &Device::flex(),
-        Some(&dir.path().join("b")),
-        &ProgressBar::hidden(),
-        &mut |_| Flow::Continue,
-    )
-    .expect_err("config changed");
+    let err =
+        train(&cfg, &data, &Device::flex(), Some(&dir.path().join("b")), &Silent, &mut |_| {
+            Flow::Continue
+        })
+        .expect_err("config changed");
     assert!(matches!(err, ModelError::Checkpoint { .. }), "{err}");
 }
 
@@ -145,8 +140,7 @@ fn classifier_trains_with_cross_entropy_and_bad_pairings_are_refused() {
     assert!(out.state.history.iter().all(|r| r.loss.is_finite() && r.active_share.is_none()));
 
     let refused = |cfg: &TrainConfig| {
-        train(cfg, &data, &Device::flex(), None, &ProgressBar::hidden(), &mut |_| Flow::Continue)
-            .is_err()
+        train(cfg, &data, &Device::flex(), None, &Silent, &mut |_| Flow::Continue).is_err()
     };
     let mut wrong_classes = cfg.clone();
     wrong_classes.net = NetConfig::classifier(BackboneKind::SmallCnn, 7);

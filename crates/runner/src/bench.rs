@@ -16,7 +16,6 @@ use embcam_cam::{CamOptions, ClosedForm, Method, ProxyBatch, explain};
 use embcam_eval::{BaselineMap, EvalConfig, ImageTruth, score_image};
 use embcam_model::bench::{BenchConfig, measure};
 use embcam_model::{BackboneKind, NetConfig, Staged};
-use indicatif::ProgressBar;
 
 use crate::cli::BenchArgs;
 
@@ -111,7 +110,7 @@ pub fn bench(a: &BenchArgs) -> Result<String> {
             let mut opts = CamOptions::new(stage.clone());
             opts.closed_form = closed;
             let s = seconds_per_call(a.iters, || {
-                explain(&net, x.clone(), &proxies, Method::GradCam, &opts, &ProgressBar::hidden())?;
+                explain(&net, x.clone(), &proxies, Method::GradCam, &opts, &embcam_cub::Silent)?;
                 Ok(())
             })?;
             rows.push((

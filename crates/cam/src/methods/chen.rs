@@ -18,8 +18,8 @@
 use std::collections::HashMap;
 
 use burn::tensor::Tensor;
+use embcam_cub::Progress;
 use embcam_model::Staged;
-use indicatif::ProgressBar;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -112,7 +112,7 @@ impl ChenWeights {
         train: &Embeddings,
         batches: I,
         cfg: &ChenConfig,
-        progress: &ProgressBar,
+        progress: &dyn Progress,
     ) -> Result<Self>
     where
         I: IntoIterator<Item = Result<(Tensor<4>, Vec<u32>)>>,
@@ -197,7 +197,7 @@ impl ChenWeights {
             }
             let proxies = ProxyBatch::from_vectors(batch_ids.clone(), vec!["triplet".into()], qs)?;
             weights.extend(alphas(model, &fwd, &proxies, &opts)?);
-            progress.inc(batch_ids.len() as u64);
+            progress.advance(batch_ids.len() as u64);
             ids.extend(batch_ids);
         }
         if ids.is_empty() {
@@ -300,7 +300,7 @@ impl ChenWeights {
         model: &M,
         x: Tensor<4>,
         ids: &[u32],
-        progress: &ProgressBar,
+        progress: &dyn Progress,
     ) -> Result<CamOutput> {
         let [_, _, in_h, in_w] = x.dims();
         let fwd = forward(model, x, ids, None, &self.stage)?;
@@ -334,7 +334,7 @@ impl ChenWeights {
         if let Some(bi) = maps.first_non_finite() {
             return Err(CamError::NonFinite { what: format!("image {}: chen map", ids[bi]) });
         }
-        progress.inc(b as u64);
+        progress.advance(b as u64);
         Ok(CamOutput { maps, path: GradientPath::None, warnings: vec![] })
     }
 }

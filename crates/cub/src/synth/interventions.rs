@@ -46,7 +46,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use indicatif::{ParallelProgressIterator, ProgressBar};
 use rand::{SeedableRng, rngs::StdRng};
 use rayon::prelude::*;
 
@@ -54,6 +53,7 @@ use super::draw::{Scene, Variant};
 use super::{Drawn, SynthConfig, draw_image, make_classes, save_grey, save_rgb, seed_for};
 use crate::error::{CubError, Result, io};
 use crate::load::{LoadedImage, Transform, apply, decode_rgb, normalize};
+use crate::progress::Progress;
 
 /// The folder, beside `CUB_200_2011/`, that holds the interventions.
 pub const INTERVENTIONS_DIR: &str = "interventions";
@@ -119,7 +119,7 @@ pub fn render_interventions(
     out: &Path,
     cfg: &SynthConfig,
     ids: Option<&[u32]>,
-    progress: &ProgressBar,
+    progress: &dyn Progress,
 ) -> Result<InterventionSummary> {
     cfg.validate()?;
     let root = out.join(INTERVENTIONS_DIR);
@@ -161,13 +161,13 @@ pub fn render_interventions(
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
     }
-    progress.set_length(want.len() as u64);
+    progress.start(want.len() as u64);
     let want: Vec<u32> = want.into_iter().collect();
     let rows: Vec<String> = want
         .par_iter()
         .copied()
-        .progress_with(progress.clone())
         .map(|id| render_image(id, &classes, cfg, &tmp))
+        .inspect(|_| progress.advance(1))
         .collect::<Result<_>>()?;
     let renders = rows.iter().map(|r| r.lines().count() - 1).sum();
     let index = tmp.join(INDEX);

@@ -23,7 +23,6 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use image::{GrayImage, RgbImage};
-use indicatif::{ParallelProgressIterator, ProgressBar};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use rayon::prelude::*;
@@ -38,6 +37,7 @@ use crate::dataset::{PART_NAMES, PartLoc};
 use crate::error::{CubError, Result, io};
 use crate::geometry::BBox;
 use crate::mask::{DEFAULT_MASK_THRESHOLD, Mask};
+use crate::progress::Progress;
 
 /// How hard a SynthCUB is: bird scale, clutter, occlusion and how fine-grained the class pairs
 /// are. [`Difficulty::standard`] follows CUB-200-2011's geometry (see `datasets/README.md`).
@@ -247,7 +247,7 @@ fn seed_for(seed: u64, id: u64) -> u64 {
 /// Generate a SynthCUB dataset into `out` (which must not exist, or be empty). Writes into a
 /// temporary sibling folder and renames it into place at the end, so an interrupted generation
 /// never leaves a half-written dataset at `out`. `progress` advances once per image.
-pub fn generate(out: &Path, cfg: &SynthConfig, progress: &ProgressBar) -> Result<SynthSummary> {
+pub fn generate(out: &Path, cfg: &SynthConfig, progress: &dyn Progress) -> Result<SynthSummary> {
     cfg.validate()?;
     if out.exists() && std::fs::read_dir(out).map_err(io(out))?.next().is_some() {
         return Err(CubError::Invalid(format!(
@@ -272,11 +272,11 @@ pub fn generate(out: &Path, cfg: &SynthConfig, progress: &ProgressBar) -> Result
     std::fs::create_dir_all(root.join("parts")).map_err(io(root.join("parts")))?;
 
     let n = cfg.classes * cfg.images_per_class;
-    progress.set_length(n as u64);
+    progress.start(n as u64);
     let made: Vec<Made> = (1..=n)
         .into_par_iter()
-        .progress_with(progress.clone())
         .map(|id| make_image(id, &classes, cfg, &root, &seg))
+        .inspect(|_| progress.advance(1))
         .collect::<Result<_>>()?;
 
     write_index(&root, &classes, &made, cfg)?;

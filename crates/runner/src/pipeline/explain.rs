@@ -10,11 +10,11 @@ use embcam_cam::{
     CamOptions, CamOutput, ChenWeights, Classifier, Embeddings, HeatmapWriter, Method, ProxyBank,
     ProxyBatch, ProxySpec, Query,
 };
+use embcam_cub::Silent;
 use embcam_cub::load::{Batch, load_batch};
 use embcam_eval::ImageTruth;
 use embcam_model::train::{NetOutput, embed};
 use embcam_model::{Net, Staged};
-use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 use super::train::untrained;
@@ -269,9 +269,8 @@ impl NetRun<'_> {
         let proxies = batch_proxies(batch, table, bank, &specs)?;
         let opts = cam_options(resolved, st);
         let cams = cam_methods(resolved);
-        let hidden = ProgressBar::hidden();
         let mut cam_outs =
-            embcam_cam::explain_many(self.net, x.clone(), &proxies, &cams, &opts, &hidden)?
+            embcam_cam::explain_many(self.net, x.clone(), &proxies, &cams, &opts, &Silent)?
                 .into_iter();
         resolved
             .methods
@@ -279,7 +278,7 @@ impl NetRun<'_> {
             .map(|(_, e)| match (e, chen) {
                 (Explainer::Cam(_), _) => cam_outs.next().context("one output per method"),
                 (Explainer::Chen { .. }, Some(w)) => {
-                    Ok(w.explain(self.net, x.clone(), &batch.ids, &hidden)?)
+                    Ok(w.explain(self.net, x.clone(), &batch.ids, &Silent)?)
                 }
                 (Explainer::Chen { .. }, None) => bail!("Chen et al.'s weights are missing"),
             })
@@ -303,8 +302,7 @@ impl NetRun<'_> {
                 .map_err(|e| embcam_cam::CamError::Model(e.into()))?;
             Ok((input_tensor(&batch, self.job.device), batch.ids))
         });
-        let hidden = ProgressBar::hidden();
-        let weights = ChenWeights::fit(self.net, st, &table, batches, config, &hidden)
+        let weights = ChenWeights::fit(self.net, st, &table, batches, config, &Silent)
             .with_context(|| format!("fitting Chen et al.'s weights at {st}"))?;
         Ok(Some(match centres {
             Some(n) => weights.kmeans(n.min(weights.len()), 20, config.seed)?,

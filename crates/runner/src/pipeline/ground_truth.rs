@@ -19,12 +19,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, ensure};
 use burn::tensor::{Tensor, TensorData};
 use embcam_cam::{CamOutput, ProxyBatch, ProxySpec};
-use embcam_cub::Mask;
 use embcam_cub::load::{Batch, load_batch};
 use embcam_cub::synth::{ImageInterventions, PartLabels, load_render};
+use embcam_cub::{Mask, Silent};
 use embcam_eval::{BackgroundScores, Heatmap, PartInput, PartMetric};
 use embcam_model::Net;
-use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 use super::explain::{
@@ -200,14 +199,13 @@ impl GtRun<'_> {
         let x = input_tensor(batch, self.job.device);
         let names = cam_names(resolved);
         let cams = cam_methods(resolved);
-        let hidden = ProgressBar::hidden();
         for st in stages {
             let opts = cam_options(resolved, st);
-            let outs = embcam_cam::explain_many(self.net, x.clone(), &own, &cams, &opts, &hidden)?;
+            let outs = embcam_cam::explain_many(self.net, x.clone(), &own, &cams, &opts, &Silent)?;
             let pair_outs: Vec<Option<CamOutput>> = {
                 let driven: Vec<_> = cams.iter().copied().filter(|m| !m.is_target_free()).collect();
                 let mut run =
-                    embcam_cam::explain_many(self.net, x.clone(), &pair, &driven, &opts, &hidden)?
+                    embcam_cam::explain_many(self.net, x.clone(), &pair, &driven, &opts, &Silent)?
                         .into_iter();
                 cams.iter().map(|m| (!m.is_target_free()).then(|| run.next()).flatten()).collect()
             };
@@ -293,8 +291,7 @@ impl GtRun<'_> {
         let resolved = self.job.resolved;
         let opts = cam_options(resolved, st);
         let cams = cam_methods(resolved);
-        let outs =
-            embcam_cam::explain_many(self.net, x, &proxies, &cams, &opts, &ProgressBar::hidden())?;
+        let outs = embcam_cam::explain_many(self.net, x, &proxies, &cams, &opts, &Silent)?;
         let style = embcam_cam::OverlayStyle::default();
         let first = gallery.rows();
         for (k, ((label, _, region), img)) in rows.iter().zip(&images).enumerate() {

@@ -8,11 +8,11 @@
 
 use anyhow::Result;
 use embcam_cam::{CamOutput, ProxySpec};
+use embcam_cub::Silent;
 use embcam_cub::load::load_batch;
 use embcam_eval::{Heatmap, MapSimilarity};
 use embcam_model::Net;
 use embcam_model::randomize::{cascading_steps, independent_steps, layers, randomize_layers};
-use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 use super::explain::{
@@ -80,7 +80,6 @@ pub fn sanity(job: &Job<'_>, trained: &Trained) -> Result<Cached<Sanity>> {
         let stages = super::explain::stage_names(job, &trained.net)?;
         // The maps of `net`: per stage, per batch, one output per method.
         let maps = |net: &Net| -> Result<Vec<Vec<Vec<CamOutput>>>> {
-            let hidden = ProgressBar::hidden();
             stages
                 .iter()
                 .map(|st| {
@@ -89,7 +88,7 @@ pub fn sanity(job: &Job<'_>, trained: &Trained) -> Result<Cached<Sanity>> {
                         .iter()
                         .map(|(batch, proxies)| {
                             let x = input_tensor(batch, job.device);
-                            Ok(embcam_cam::explain_many(net, x, proxies, &cams, &opts, &hidden)?)
+                            Ok(embcam_cam::explain_many(net, x, proxies, &cams, &opts, &Silent)?)
                         })
                         .collect()
                 })
