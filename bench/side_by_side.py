@@ -74,7 +74,8 @@ def median(runs, row):
 
 
 stage = "block4" if a.backbone == "small-cnn" else "layer4"
-pairs = [("training step (forward, triplet loss, backward, Adam)",) * 2, ("inference",) * 2]
+pairs = [("training step (forward, triplet loss, backward, Adam)",) * 2, ("inference",) * 2,
+         ("inference, BatchNorm folded into the convolutions", "inference")]
 for p in a.proxies:
     label = f"{p} prox{'y' if p == 1 else 'ies'} per image"
     for how in ("autodiff", "closed form"):

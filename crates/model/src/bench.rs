@@ -3,7 +3,8 @@
 //! to `results/bench-model.md` with the command and machine.
 //!
 //! A training step is forward + triplet loss (all triplets, P×K labels) + backward + Adam step, on
-//! the autodiff device, BatchNorm in training mode; inference is [`Net::forward`] in eval mode.
+//! the autodiff device, BatchNorm in training mode; inference is [`Net::forward`] in eval mode,
+//! as it is and with the BatchNorms folded into the convolutions ([`Net::fold_batchnorm`]).
 //! Data loading is not included. Each measurement runs `warmup` untimed iterations first.
 
 use std::time::Instant;
@@ -39,6 +40,8 @@ pub struct BenchResult {
     pub train_images_per_sec: f64,
     /// Inference images per second.
     pub infer_images_per_sec: f64,
+    /// Inference images per second with the BatchNorms folded ([`Net::fold_batchnorm`]).
+    pub infer_folded_images_per_sec: f64,
 }
 
 fn input(cfg: &BenchConfig, device: &Device) -> Tensor<4> {
@@ -75,10 +78,21 @@ pub fn measure(cfg: &BenchConfig, device: &Device) -> Result<BenchResult, ModelE
     }
     let train = (cfg.batch * cfg.iters) as f64 / start.elapsed().as_secs_f64();
 
-    let eval = net.valid();
     let x = input(cfg, device);
+    let eval = net.valid();
+    let infer = infer_rate(&eval, &x, cfg)?;
+    let infer_folded = infer_rate(&eval.fold_batchnorm(), &x, cfg)?;
+    Ok(BenchResult {
+        train_images_per_sec: train,
+        infer_images_per_sec: infer,
+        infer_folded_images_per_sec: infer_folded,
+    })
+}
+
+/// Images per second of `net.forward` on `x`, read back to the host each time.
+fn infer_rate(net: &Net, x: &Tensor<4>, cfg: &BenchConfig) -> Result<f64, ModelError> {
     let infer = || -> Result<(), ModelError> {
-        eval.forward(x.clone())
+        net.forward(x.clone())
             .try_into_vec_as::<f32>()
             .map_err(|e| ModelError::TensorRead(e.to_string()))
             .map(|_| ())
@@ -90,8 +104,7 @@ pub fn measure(cfg: &BenchConfig, device: &Device) -> Result<BenchResult, ModelE
     for _ in 0..cfg.iters {
         infer()?;
     }
-    let infer = (cfg.batch * cfg.iters) as f64 / start.elapsed().as_secs_f64();
-    Ok(BenchResult { train_images_per_sec: train, infer_images_per_sec: infer })
+    Ok((cfg.batch * cfg.iters) as f64 / start.elapsed().as_secs_f64())
 }
 
 /// Waits for the device to finish the queued work (reads one parameter back).

@@ -134,3 +134,67 @@ fn config_round_trips_through_json_and_rejects_bad_values() {
     let bad = NetConfig::embedding(BackboneKind::SmallCnn, 0, true);
     assert!(bad.init(&Device::flex(), 0).is_err());
 }
+
+/// Every backbone after one training step with a large learning rate and two more training-mode
+/// passes, so that γ, β and the running statistics are all away from their initial values.
+fn trained_eval_net(cfg: &NetConfig, px: usize) -> embcam_model::Net {
+    use burn::module::Module;
+    use burn::optim::{AdamConfig, GradientsParams};
+    use embcam_model::loss::{Mining, TripletLoss};
+
+    let ad = Device::flex().autodiff();
+    let mut net = cfg.init(&ad, 3).expect("init");
+    let x = random4([8, 3, px, px], 4, &ad);
+    let labels: Vec<u32> = (0..8).map(|i| i / 2).collect();
+    let out = if cfg.head.l2() {
+        TripletLoss::new(0.5, Mining::All)
+            .forward(net.forward(x.clone()), &labels)
+            .expect("loss")
+            .loss
+    } else {
+        net.forward(x.clone()).square().mean()
+    };
+    let grads = GradientsParams::from_grads(out.backward(), &net);
+    net = AdamConfig::new().init().step(0.1, net, grads);
+    for seed in [5, 6] {
+        let _ = net.forward(random4([8, 3, px, px], seed, &ad).mul_scalar(1.5).add_scalar(0.3));
+    }
+    net.valid()
+}
+
+#[test]
+fn folded_batchnorm_gives_the_same_stages_and_outputs() {
+    for (cfg, px) in all_backbones() {
+        let net = trained_eval_net(&cfg, px);
+        let folded = net.clone().fold_batchnorm();
+        let x = random4([2, 3, px, px], 9, &Device::flex());
+        // max |Δ| relative to the largest magnitude (at least 1): f32 rounding of the folded
+        // weights, through up to 50 layers.
+        let close = |a: &[f64], b: &[f64], what: &str| {
+            let scale = a.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+            let d = max_abs_diff(a, b);
+            assert!(d < 1e-5 * scale, "{} {what}: max |Δ| = {d}, max |a| = {scale}", cfg.backbone);
+        };
+        for stage in net.stage_names() {
+            let a = net.forward_to(x.clone(), stage).expect("stage");
+            let b = folded.forward_to(x.clone(), stage).expect("stage");
+            close(&host(a.clone()), &host(b.clone()), stage);
+            let za = host(net.forward_from(a, stage).expect("z"));
+            let zb = host(folded.forward_from(b, stage).expect("z"));
+            close(&za, &zb, &format!("from {stage}"));
+        }
+        close(&host(net.forward(x.clone())), &host(folded.forward(x.clone())), "output");
+        // The first BatchNorm was far from the identity, so the comparison tests the folding.
+        let bn = match &net.backbone {
+            embcam_model::nets::Backbone::SmallCnn(m) => &m.block1.bn,
+            embcam_model::nets::Backbone::ResNet(m) => &m.bn1,
+        };
+        let moved = |t: burn::tensor::Tensor<1>, init: f64| {
+            host(t).iter().fold(0.0f64, |m, v| m.max((v - init).abs()))
+        };
+        assert!(moved(bn.gamma.val(), 1.0) > 0.05, "{}: γ still 1", cfg.backbone);
+        assert!(moved(bn.beta.val(), 0.0) > 0.05, "{}: β still 0", cfg.backbone);
+        assert!(moved(bn.running_mean.value(), 0.0) > 0.05, "{}: μ still 0", cfg.backbone);
+        assert!(moved(bn.running_var.value(), 1.0) > 0.05, "{}: σ² still 1", cfg.backbone);
+    }
+}

@@ -88,6 +88,12 @@ pub fn bench(a: &BenchArgs) -> Result<String> {
         "images/s",
     ));
     rows.push(("inference".into(), a.batch.to_string(), r.infer_images_per_sec, "images/s"));
+    rows.push((
+        "inference, BatchNorm folded into the convolutions".into(),
+        a.batch.to_string(),
+        r.infer_folded_images_per_sec,
+        "images/s",
+    ));
     pb.inc(2);
 
     let net = net_cfg.init(&device, 0)?.valid();

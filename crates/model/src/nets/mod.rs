@@ -5,6 +5,7 @@
 //! generator, so that one seed gives the same network on every backend and in every thread.
 
 pub mod describe;
+mod fold;
 pub mod head;
 pub mod resnet;
 pub mod small_cnn;
@@ -269,6 +270,19 @@ impl Net {
         let last = self.backbone.stage_names().len() - 1;
         let a = self.backbone.forward_to(x, last); // [B, K_last, h, w]
         self.head.forward_raw(a) // [B, d]
+    }
+
+    /// The same network for eval-mode forward passes with every BatchNorm folded into the
+    /// convolution before it (`s·W`, `s·(0 − μ) + β`, `s = γ/√(σ² + ε)`): the same outputs and
+    /// stage activations to float rounding, without the BatchNorms' element-wise passes. Call it
+    /// on an eval-mode net ([`Module::valid`]) for inference and explanations; never train or
+    /// export a folded net (its convolutions carry the folded bias).
+    pub fn fold_batchnorm(mut self) -> Net {
+        match &mut self.backbone {
+            Backbone::SmallCnn(m) => m.fold_batchnorm(),
+            Backbone::ResNet(m) => m.fold_batchnorm(),
+        }
+        self
     }
 
     /// Output dimension (`d`, or the number of classes).

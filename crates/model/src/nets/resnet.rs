@@ -13,6 +13,7 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 
 use super::Init;
+use super::fold::{conv_bn, fold};
 
 /// Stage names, in forward order.
 pub const STAGES: [&str; 4] = ["layer1", "layer2", "layer3", "layer4"];
@@ -33,7 +34,7 @@ impl Downsample {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(x))
+        conv_bn(&self.conv, &self.bn, x)
     }
 }
 
@@ -60,8 +61,8 @@ impl BasicBlock {
             Some(d) => d.forward(x.clone()),
             None => x.clone(),
         };
-        let out = relu(self.bn1.forward(self.conv1.forward(x)));
-        let out = self.bn2.forward(self.conv2.forward(out));
+        let out = relu(conv_bn(&self.conv1, &self.bn1, x));
+        let out = conv_bn(&self.conv2, &self.bn2, out);
         relu(out + identity)
     }
 }
@@ -93,9 +94,9 @@ impl Bottleneck {
             Some(d) => d.forward(x.clone()),
             None => x.clone(),
         };
-        let out = relu(self.bn1.forward(self.conv1.forward(x)));
-        let out = relu(self.bn2.forward(self.conv2.forward(out)));
-        let out = self.bn3.forward(self.conv3.forward(out));
+        let out = relu(conv_bn(&self.conv1, &self.bn1, x));
+        let out = relu(conv_bn(&self.conv2, &self.bn2, out));
+        let out = conv_bn(&self.conv3, &self.bn3, out);
         relu(out + identity)
     }
 }
@@ -114,6 +115,28 @@ pub enum ResBlock {
 }
 
 impl ResBlock {
+    fn fold_batchnorm(&mut self) {
+        let (pairs, downsample) = match self {
+            ResBlock::Basic(b) => {
+                (vec![(&mut b.conv1, &mut b.bn1), (&mut b.conv2, &mut b.bn2)], &mut b.downsample)
+            }
+            ResBlock::Bottleneck(b) => (
+                vec![
+                    (&mut b.conv1, &mut b.bn1),
+                    (&mut b.conv2, &mut b.bn2),
+                    (&mut b.conv3, &mut b.bn3),
+                ],
+                &mut b.downsample,
+            ),
+        };
+        for (conv, bn) in pairs {
+            fold(conv, bn);
+        }
+        if let Some(d) = downsample {
+            fold(&mut d.conv, &mut d.bn);
+        }
+    }
+
     /// # Shapes
     /// - `x`: `[B, C_in, H, W]` → `[B, C_out, H/s, W/s]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
@@ -219,8 +242,16 @@ impl ResNet {
     /// # Shapes
     /// - `x`: `[B, 3, H, W]` → `[B, 64, H/4, W/4]`
     pub fn stem(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = relu(self.bn1.forward(self.conv1.forward(x))); // [B, 64, H/2, W/2]
+        let x = relu(conv_bn(&self.conv1, &self.bn1, x)); // [B, 64, H/2, W/2]
         self.maxpool.forward(x) // [B, 64, H/4, W/4]
+    }
+
+    /// Folds every eval-mode BatchNorm into its convolution ([`super::fold`]).
+    pub(crate) fn fold_batchnorm(&mut self) {
+        fold(&mut self.conv1, &mut self.bn1);
+        for layer in [&mut self.layer1, &mut self.layer2, &mut self.layer3, &mut self.layer4] {
+            layer.iter_mut().for_each(ResBlock::fold_batchnorm);
+        }
     }
 
     fn layers(&self) -> [&Vec<ResBlock>; 4] {

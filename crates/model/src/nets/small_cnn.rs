@@ -10,6 +10,7 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 
 use super::Init;
+use super::fold::{conv_bn, fold};
 
 /// Stage names, in forward order.
 pub const STAGES: [&str; 4] = ["block1", "block2", "block3", "block4"];
@@ -33,7 +34,11 @@ impl ConvBlock {
             Some(pool) => pool.forward(x), // [B, C_in, H/2, W/2]
             None => x,
         };
-        relu(self.bn.forward(self.conv.forward(x)))
+        relu(conv_bn(&self.conv, &self.bn, x))
+    }
+
+    fn fold_batchnorm(&mut self) {
+        fold(&mut self.conv, &mut self.bn);
     }
 }
 
@@ -62,6 +67,13 @@ impl SmallCnn {
             block2: block(widths[0], widths[1], false),
             block3: block(widths[1], widths[2], false),
             block4: block(widths[2], widths[3], false),
+        }
+    }
+
+    /// Folds every eval-mode BatchNorm into its convolution ([`super::fold`]).
+    pub(crate) fn fold_batchnorm(&mut self) {
+        for b in [&mut self.block1, &mut self.block2, &mut self.block3, &mut self.block4] {
+            b.fold_batchnorm();
         }
     }
 
