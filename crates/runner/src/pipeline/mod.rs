@@ -8,6 +8,7 @@
 //! The stages take the experiment [`resolve`](crate::config::resolve)d into the libraries' types
 //! ([`Job`]); the work itself is the libraries'.
 
+mod cam;
 mod data;
 mod evaluate;
 mod explain;

@@ -15,7 +15,7 @@ use embcam_model::Net;
 use embcam_model::randomize::{cascading_steps, independent_steps, layers, randomize_layers};
 use serde::{Deserialize, Serialize};
 
-use super::explain::{
+use super::cam::{
     batch_proxies, cam_methods, cam_names, cam_options, input_tensor, proxy_bank, scored_columns,
 };
 use super::ground_truth::thin;
@@ -77,7 +77,7 @@ pub fn sanity(job: &Job<'_>, trained: &Trained) -> Result<Cached<Sanity>> {
             .collect::<Result<_>>()?;
         let names = cam_names(resolved);
         let cams = cam_methods(resolved);
-        let stages = super::explain::stage_names(job, &trained.net)?;
+        let stages = super::cam::stage_names(job, &trained.net)?;
         // The maps of `net`: per stage, per batch, one output per method.
         let maps = |net: &Net| -> Result<Vec<Vec<Vec<CamOutput>>>> {
             stages

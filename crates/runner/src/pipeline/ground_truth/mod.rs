@@ -6,27 +6,29 @@
 //! ([`embcam_eval::score_parts`]). The map baselines are scored against the first listed proxy's
 //! score drops. Chen et al. (fitted per stage) and the untrained network are left out.
 //!
-//! The first [`GALLERY_IMAGES`] scored images also get a gallery per stage,
+//! The first [`GALLERY_IMAGES`](gallery::GALLERY_IMAGES) scored images also get a gallery per stage,
 //! `gallery-interventions-<stage>.png` (+ `.csv`): one row per intervention (the original, each
 //! part removed, the counterfactual, the background swapped, the bird removed), each method's map
 //! for the image's first listed proxy computed on that render, with the changed region outlined (the
 //! removed part, the discriminative part, or the bird). [`galleries`](super::galleries) hands
 //! them to the run folder beside the explain stage's.
 
+mod gallery;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use anyhow::{Context, Result, ensure};
 use burn::tensor::{Tensor, TensorData};
 use embcam_cam::{CamOutput, ProxyBatch, ProxySpec};
+use embcam_cub::Silent;
 use embcam_cub::load::{Batch, load_batch};
 use embcam_cub::synth::{ImageInterventions, PartLabels, load_render};
-use embcam_cub::{Mask, Silent};
 use embcam_eval::{BackgroundScores, Heatmap, PartInput, PartMetric};
 use embcam_model::Net;
 use serde::{Deserialize, Serialize};
 
-use super::explain::{
+use self::gallery::{GALLERY_IMAGES, GALLERY_TILE};
+use super::cam::{
     batch_proxies, cam_methods, cam_names, cam_options, input_tensor, proxy_bank, scored_columns,
 };
 use super::{Cached, Job, Trained};
@@ -34,11 +36,6 @@ use crate::config::DatasetKind;
 use crate::config::vocab::Word;
 use crate::gallery::Gallery;
 use crate::progress::bar;
-
-/// Scored images shown in the per-intervention gallery (at most `cam.gallery`).
-pub const GALLERY_IMAGES: usize = 2;
-/// The per-intervention gallery's tile size, pixels.
-const GALLERY_TILE: u32 = 96;
 
 /// Per-image part-level rows: `((source, proxy, stage), image id, values in
 /// [`value_columns`](crate::report::benchmark::value_columns) order)`.
@@ -101,7 +98,7 @@ pub fn ground_truth(job: &Job<'_>, trained: &Trained) -> Result<Cached<GroundTru
         let pair_of: BTreeMap<u32, u32> = classes.iter().map(|c| (c.id, c.nearest)).collect();
         let (table, bank) = proxy_bank(job, &trained.net, &all)?;
         let run = GtRun { job, net: &trained.net, by_id: &by_id, pair_of: &pair_of };
-        let stages = super::explain::stage_names(job, &trained.net)?;
+        let stages = super::cam::stage_names(job, &trained.net)?;
         let pb = bar("ground truth");
         pb.set_length(images.len() as u64);
         let mut out = GroundTruth::default();
@@ -233,79 +230,6 @@ impl GtRun<'_> {
                             row,
                         ));
                     }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Image `b`'s gallery rows at stage `st`: one per intervention, each method's map for the
-    /// first proxy column (the gallery stays small) computed on the render, over it, with the
-    /// changed region outlined.
-    fn gallery_rows(
-        &self,
-        batch: &Batch,
-        b: usize,
-        own: &ProxyBatch,
-        st: &str,
-        gallery: &mut Gallery,
-    ) -> Result<()> {
-        let (id, class) = (batch.ids[b], batch.labels[b]);
-        let iv = self.interventions(id)?;
-        let labels = PartLabels::read(&iv.part_labels, id)?;
-        let cf_labels = PartLabels::read(&iv.counterfactual_part_labels, id)?;
-        let bird = |l: &PartLabels| l.labels.iter().map(|&v| v != 0).collect::<Vec<_>>();
-        let rec = self.job.data.dataset.image(id).context("a known image")?;
-        let original = self.job.data.dataset.image_path(rec);
-        // (row label, render, outlined region)
-        let mut rows: Vec<(String, PathBuf, Vec<bool>)> =
-            vec![("original".into(), original, bird(&labels))];
-        for (part, path) in &iv.removed {
-            let name = (*part as usize).checked_sub(1).and_then(|k| embcam_cub::PART_NAMES.get(k));
-            let name = name.copied().unwrap_or("part");
-            rows.push((format!("no {name}"), path.clone(), labels.mask(*part)));
-        }
-        rows.push((
-            "counterfactual".into(),
-            iv.counterfactual.clone(),
-            cf_labels.mask(iv.discriminative_part),
-        ));
-        rows.push(("background swapped".into(), iv.background.clone(), bird(&labels)));
-        rows.push(("bird removed".into(), iv.no_bird.clone(), bird(&labels)));
-
-        let t = &self.job.resolved.transform;
-        let (mut pixels, mut geometries, mut images) = (Vec::new(), Vec::new(), Vec::new());
-        for (_, path, _) in &rows {
-            let loaded = load_render(path, id, class, t, 0)?;
-            pixels.extend(loaded.chw);
-            geometries.push(loaded.geometry);
-            images.push(embcam_cub::load::decode_rgb(path, id)?);
-        }
-        let r = rows.len();
-        let (h, w) = (batch.height as usize, batch.width as usize);
-        let x = Tensor::<4>::from_data(TensorData::new(pixels, [r, 3, h, w]), self.job.device);
-        let vectors: Vec<Vec<Vec<f32>>> = (0..r)
-            .map(|_| (0..own.n_proxies()).map(|p| own.vector(b, p).to_vec()).collect())
-            .collect();
-        let proxies = ProxyBatch::from_vectors(vec![id; r], own.columns().to_vec(), vectors)?;
-        let resolved = self.job.resolved;
-        let opts = cam_options(resolved, st);
-        let cams = cam_methods(resolved);
-        let outs = embcam_cam::explain_many(self.net, x, &proxies, &cams, &opts, &Silent)?;
-        let style = embcam_cam::OverlayStyle::default();
-        let first = gallery.rows();
-        for (k, ((label, _, region), img)) in rows.iter().zip(&images).enumerate() {
-            let mask = Mask {
-                width: img.width(),
-                height: img.height(),
-                soft: region.iter().map(|&inside| if inside { 255 } else { 0 }).collect(),
-            };
-            gallery.label_row(first + k, &format!("{id}: {label}"));
-            for ((name, out), m) in cam_names(resolved).iter().zip(&outs).zip(&cams) {
-                for (p, proxy) in scored_columns(resolved, m.is_target_free()).into_iter().take(1) {
-                    let map = out.maps.to_original(k, p, &geometries[k], 0.0);
-                    let tile = embcam_cam::overlay(img, &map, None, Some(&mask), &style)?;
-                    gallery.push(first + k, id, name, &proxy, tile);
                 }
             }
         }
