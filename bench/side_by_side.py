@@ -30,6 +30,9 @@ ap.add_argument("--dim", type=int, default=128)
 ap.add_argument("--iters", type=int, default=5)
 ap.add_argument("--proxies", type=int, nargs="+", default=[1, 10, 100])
 ap.add_argument("--rounds", type=int, default=3)
+ap.add_argument("--threads", type=int, default=None,
+                help="threads on both sides (RAYON_NUM_THREADS for embcam's flex, torch.set_num_threads); "
+                     "default: each library's own (all cores)")
 ap.add_argument("--python", default=sys.executable)
 ap.add_argument("--out", help="markdown file to write (never over an existing one)")
 a = ap.parse_args()
@@ -45,12 +48,16 @@ for p in a.proxies:
     embcam_cmd += ["--proxies", str(p)]
 torch_cmd = [a.python, os.path.join(here, "torch_bench.py"), "--device", torch_device, *common,
              "--proxies", *map(str, a.proxies)]
+env = dict(os.environ)
+if a.threads:
+    torch_cmd += ["--threads", str(a.threads)]
+    env["RAYON_NUM_THREADS"] = str(a.threads)
 
 ROW = re.compile(r"^\| (.+?) \| (\d+) \| ([0-9.]+) \| (.+?) \|$")
 
 
 def run(cmd):
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     rows = {m.group(1): float(m.group(3)) for m in map(ROW.match, out.splitlines()) if m}
     if not rows:
         sys.exit(f"no table in the output of {' '.join(cmd)}:\n{out}")
@@ -95,7 +102,7 @@ lines = [
     f"after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}",
     f"- {a.rounds} alternating rounds in {time.time() - start:.0f} s; each figure is the median over the rounds "
     "(min–max in brackets)",
-    f"- embcam: `{' '.join(embcam_cmd)}`",
+    f"- embcam: `{'RAYON_NUM_THREADS=' + str(a.threads) + ' ' if a.threads else ''}{' '.join(embcam_cmd)}`",
     f"- PyTorch: `{' '.join(torch_cmd)}`",
     f"- made by: `python bench/side_by_side.py {' '.join(sys.argv[1:])}`",
     "",
