@@ -232,7 +232,7 @@ fn the_quickstart_twice_gives_identical_tables() {
         let toml = quickstart
             .replace("path = \"datasets/synthcub\"", &format!("path = \"{}\"", data.display()))
             .replace("seeds = [0, 1, 2]", "seeds = [0]")
-            .replace("epochs = 10", "epochs = 3")
+            .replace("epochs = 12", "epochs = 3")
             .replace("ground_truth = true", "ground_truth = false")
             + &format!("\n[output]\ndir = \"{}\"\n", out.display());
         assert!(toml.contains(&data.display().to_string()), "quickstart.toml changed shape");
