@@ -72,7 +72,7 @@ publish-quickstart:
     run=$(ls -d results/quickstart/runs/run-* | sort | tail -1)
     test -f "$run/DONE"
     mkdir -p results/quickstart/plots results/quickstart/gallery
-    cp "$run"/summary.md "$run"/summary.csv "$run"/comparisons.md "$run"/comparisons.csv "$run"/tau_curves.csv "$run"/split_metrics.csv "$run"/training.csv "$run"/config.toml "$run"/manifest.json "$run"/ground_truth.md "$run"/ground_truth.csv "$run"/randomisation.md "$run"/randomisation.csv results/quickstart/
+    cp "$run"/summary.md "$run"/summary.csv "$run"/comparisons.md "$run"/comparisons.csv "$run"/tau_curves.csv "$run"/split_metrics.csv "$run"/training.csv "$run"/input_retrieval.csv "$run"/config.toml "$run"/manifest.json "$run"/ground_truth.md "$run"/ground_truth.csv "$run"/randomisation.md "$run"/randomisation.csv results/quickstart/
     cp "$run"/plots/*.png results/quickstart/plots/
     cp "$run"/gallery/* results/quickstart/gallery/
     echo "published $run"
