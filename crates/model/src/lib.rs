@@ -27,7 +27,7 @@ mod staged;
 pub mod train;
 pub mod weights;
 
-pub use device::parse_device;
+pub use device::{DeviceSpec, parse_device};
 pub use error::{ModelError, WeightsReport};
 pub use nets::{BackboneKind, HeadConfig, Net, NetConfig};
 pub use staged::Staged;

@@ -27,3 +27,23 @@ fn libtorch_devices_need_the_tch_feature() {
         }
     }
 }
+
+#[test]
+fn device_names_parse_in_any_build_and_print_back() {
+    use embcam_model::DeviceSpec;
+    for (name, spec, cuda) in [
+        ("flex", DeviceSpec::Flex, false),
+        ("tch-cpu", DeviceSpec::TchCpu, false),
+        ("tch-cuda", DeviceSpec::TchCuda(0), true),
+        ("tch-cuda:3", DeviceSpec::TchCuda(3), true),
+    ] {
+        let parsed: DeviceSpec = name.parse().expect(name);
+        assert_eq!((parsed, parsed.is_cuda(), parsed.to_string()), (spec, cuda, name.to_string()));
+    }
+    // `tch-cuda:0` is GPU 0, printed short; errors name what was written.
+    assert_eq!("tch-cuda:0".parse::<DeviceSpec>().ok(), Some(DeviceSpec::TchCuda(0)));
+    for bad in ["cuda", "tch-gpu", "tch-cuda:x", "tch-cuda:", ""] {
+        let err = bad.parse::<DeviceSpec>().expect_err(bad).to_string();
+        assert!(err.contains(&format!("`{bad}`")) || err.contains(bad), "{err}");
+    }
+}

@@ -94,7 +94,7 @@ fn write(a: &SlurmArgs, plan: &Plan) -> Result<Scripts> {
         bail!("--setup `{line}` holds a line break; give each line its own --setup");
     }
     let device = a.device.clone().unwrap_or_else(|| plan.experiments[0].file.model.device.clone());
-    let cuda = device.starts_with("tch-cuda");
+    let cuda = device.parse::<embcam_model::DeviceSpec>()?.is_cuda();
     let gpus = a.gpus_per_job.unwrap_or(u32::from(cuda));
     check_device(a, &device, cuda, gpus)?;
 
