@@ -242,16 +242,20 @@ fn retrieval_markdown(training: &[EpochPoint], inputs: &[InputRetrievalPoint]) -
     let on_inputs = |p: &EpochPoint, network: &str| {
         inputs.iter().find(|r| r.cell == p.cell && r.seed == p.seed && r.network == network)
     };
-    let transform = inputs.first().map(|r| r.transform.as_str());
+    // Runs merged by `report` may have explained different inputs: name every transform.
+    let transforms: std::collections::BTreeSet<&str> =
+        inputs.iter().map(|r| r.transform.as_str()).collect();
+    let transform = (!transforms.is_empty())
+        .then(|| transforms.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(" or "));
     let mut out = String::from(
         "## Retrieval quality of the explained networks (evaluation split)\n\n\
          The checkpoint explained is each seed's best epoch by validation MAP@R. *Validation* is \
          training's protocol (the shorter side resized to 8/7 of the input, then a centre crop); ",
     );
-    match transform {
+    match &transform {
         Some(t) => out.push_str(&format!(
             "*explained inputs* are the evaluation images as the CAM methods see them \
-             (`{t}`), embedded by the trained and by the untrained network.\n\n\
+             ({t}), embedded by the trained and by the untrained network.\n\n\
              | cell | seed | epoch | validation Recall@1 | validation MAP@R | \
              explained inputs Recall@1 | explained inputs MAP@R | untrained Recall@1 | \
              untrained MAP@R |\n|---|---|---|---|---|---|---|---|---|\n"
@@ -335,4 +339,47 @@ fn comparison_plots(dir: &Path, cs: &[crate::compare::Comparison]) -> Result<()>
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoch(cell: &str) -> EpochPoint {
+        EpochPoint {
+            cell: cell.into(),
+            seed: 0,
+            epoch: 1,
+            loss: 0.1,
+            map_at_r: 0.5,
+            recall_at_1: 0.8,
+        }
+    }
+
+    fn on_inputs(cell: &str, transform: &str) -> InputRetrievalPoint {
+        InputRetrievalPoint {
+            cell: cell.into(),
+            seed: 0,
+            network: "trained".into(),
+            transform: transform.into(),
+            recall_at_1: 0.7,
+            map_at_r: 0.4,
+        }
+    }
+
+    #[test]
+    fn the_retrieval_table_names_every_transform_of_merged_runs() {
+        let training = [epoch("a"), epoch("b")];
+        let one = retrieval_markdown(&training, &[on_inputs("a", "squash")]);
+        assert!(one.contains("(`squash`), embedded"), "{one}");
+        let both = retrieval_markdown(
+            &training,
+            &[on_inputs("a", "squash"), on_inputs("b", "center-crop")],
+        );
+        assert!(both.contains("(`center-crop` or `squash`), embedded"), "{both}");
+        // The untrained network's figures are missing here: shown as such, not as zeros.
+        assert!(both.contains("| a | 0 | 1 | 0.800 | 0.500 | 0.700 | 0.400 | – | – |"), "{both}");
+        let none = retrieval_markdown(&training, &[]);
+        assert!(none.contains("recorded no figures on the explained inputs"), "{none}");
+    }
 }
