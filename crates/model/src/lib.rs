@@ -19,6 +19,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod device;
 mod error;
+pub mod kernels;
 pub mod loss;
 pub mod nets;
 pub mod randomize;

@@ -3,6 +3,7 @@
 
 mod common;
 mod device;
+mod kernels;
 mod loss;
 mod nets;
 mod sampler;

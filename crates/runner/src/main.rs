@@ -23,6 +23,7 @@ mod table;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    embcam_model::kernels::tune_allocator();
     let args = cli::Cli::parse();
     match commands::run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,

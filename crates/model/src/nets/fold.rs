@@ -20,8 +20,8 @@ use burn::tensor::Tensor;
 /// # Shapes
 /// - `x`: `[B, C_in, H, W]` → `[B, C_out, H', W']`
 pub(crate) fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
-    let y = conv.forward(x);
-    if conv.bias.is_some() { y } else { bn.forward(y) }
+    let y = crate::kernels::conv2d(conv, x);
+    if conv.bias.is_some() { y } else { crate::kernels::batch_norm(bn, y) }
 }
 
 /// Folds `bn`'s running statistics and affine map into `conv` (weights `s·W`, bias

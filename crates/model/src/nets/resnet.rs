@@ -5,12 +5,12 @@
 //! Stages are `layer1`..`layer4`; the stem (`conv1`, `bn1`, ReLU, 3×3/2 max pool) runs before
 //! `layer1`. ResNet-50 uses torchvision's "v1.5" bottleneck (stride on the 3×3 convolution).
 
+use crate::kernels::relu;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::Tensor;
-use burn::tensor::activation::relu;
 
 use super::Init;
 use super::fold::{conv_bn, fold};

@@ -2,12 +2,12 @@
 //! BatchNorm and ReLU. `block1` convolves with stride 2; `block2`..`block4` start with a 2×2 max
 //! pool, so a 128 px input gives 64, 32, 16 and 8 px stage activations.
 
+use crate::kernels::relu;
 use burn::module::Module;
 use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::tensor::Tensor;
-use burn::tensor::activation::relu;
 
 use super::Init;
 use super::fold::{conv_bn, fold};

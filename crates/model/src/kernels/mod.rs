@@ -1,0 +1,267 @@
+//! Training kernels of the project's own for the two operations that dominate a training step —
+//! the convolution's backward pass and BatchNorm in training mode — on the backends where burn's
+//! generic versions are slow: flex (f32) and LibTorch (any float).
+//!
+//! burn differentiates a convolution through its backend's `conv2d_weight_backward`, whose
+//! default (used by flex and burn-tch alike) is a convolution of the batch-transposed input with
+//! the output gradient as the kernel, and BatchNorm's training pass through
+//! `batch_norm_train[_backward]`, whose default is ≈ 20 element-wise passes with transposed
+//! copies. Neither backend overrides them. Here they are two autodiff operations of our own
+//! ([`conv2d`], [`batch_norm`]) whose forward and backward call [`Kernels`]: on flex the loops
+//! of `cpu.rs` (im2col + gemm, two-pass BatchNorm), on LibTorch ATen's own
+//! `convolution_backward`, `native_batch_norm` and `native_batch_norm_backward` — what PyTorch
+//! runs. `results/bench-vs-pytorch.md` has what each bought.
+//!
+//! Where a kernel does not apply (a plain device, gradient checkpointing, f64 on flex, a
+//! convolution with groups, asymmetric padding or a bias, a BatchNorm in eval mode) the functions
+//! are burn's own `Conv2d::forward` / `BatchNorm::forward`, so every caller can use them
+//! unconditionally. The tests check both kernels against burn's generic path on the same inputs.
+
+mod cpu;
+mod flex;
+#[cfg(feature = "tch")]
+mod tch;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::ops::ConvOptions;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, DispatchKindConversion, DispatchTensor};
+use burn::module::RunningState;
+use burn::nn::BatchNorm;
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::tensor::Tensor;
+
+pub use flex::tune_allocator;
+
+/// What a backend provides to [`conv2d`] and [`batch_norm`]'s autodiff operations. Each
+/// forward returns what its backward needs (`Saved`): the inputs on flex, the inputs and
+/// LibTorch's own autograd graph on LibTorch.
+pub(crate) trait Kernels: Backend {
+    /// What [`Kernels::train_conv2d`] keeps for [`Kernels::train_conv2d_backward`].
+    type ConvSaved: Clone + Send + std::fmt::Debug + 'static;
+    /// What [`Kernels::train_batch_norm`] keeps for [`Kernels::train_batch_norm_backward`].
+    type NormSaved: Clone + Send + std::fmt::Debug + 'static;
+
+    /// Whether the kernels handle `x` (its dtype and rank).
+    fn handles(x: &FloatTensor<Self>) -> bool;
+
+    /// The convolution of `x` with `weight` (no groups, symmetric padding, no bias); `track`
+    /// says which of the two will want a gradient.
+    fn train_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: &ConvOptions<2>,
+        track: [bool; 2],
+    ) -> (FloatTensor<Self>, Self::ConvSaved);
+
+    /// The gradients of `x` and `weight` (those tracked) from the output gradient.
+    fn train_conv2d_backward(
+        saved: Self::ConvSaved,
+        grad: FloatTensor<Self>,
+    ) -> [Option<FloatTensor<Self>>; 2];
+
+    /// BatchNorm with the batch's own statistics: `[output, mean, biased variance]`.
+    fn train_batch_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+        track: bool,
+    ) -> ([FloatTensor<Self>; 3], Self::NormSaved);
+
+    /// The gradients `[dx, dγ, dβ]` of [`Kernels::train_batch_norm`] from the output gradient.
+    fn train_batch_norm_backward(
+        saved: Self::NormSaved,
+        grad: FloatTensor<Self>,
+    ) -> [FloatTensor<Self>; 3];
+}
+
+/// `conv.forward(x)`: on flex (f32) computed by the kernels' im2col + gemm, and on an autodiff
+/// device differentiated with [`Kernels::train_conv2d_backward`] where it applies.
+///
+/// # Shapes
+/// - `x`: `[B, C_in, H, W]` → `[B, C_out, H', W']`
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let Some(options) = options(conv, &x) else { return conv.forward(x) };
+    let weight = conv.weight.val();
+    if conv.bias.is_none() {
+        let y = conv2d_on::<burn::backend::Flex>(&x, &weight, &options);
+        #[cfg(feature = "tch")]
+        #[allow(deprecated)] // burn-tch is marked deprecated upstream; see tch.rs
+        let y = y.or_else(|| conv2d_on::<burn::backend::LibTorch>(&x, &weight, &options));
+        if let Some(y) = y {
+            return y;
+        }
+    }
+    let bias = conv.bias.as_ref().map(|b| b.val());
+    if let Some(y) = flex::conv2d_plain(&x, &weight, bias.as_ref(), &options) {
+        return y;
+    }
+    conv.forward(x)
+}
+
+/// `bn.forward(x)`; in training mode on an autodiff device, [`Kernels::train_batch_norm`] and its
+/// backward where they apply, with the running statistics updated as burn's `BatchNorm` does
+/// (`running = (1 − momentum)·running + momentum·batch`, biased batch variance).
+///
+/// # Shapes
+/// - `x`: `[B, C, H, W]` → `[B, C, H, W]`
+pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    if !(x.device().is_autodiff() && bn.training.is_enabled()) {
+        return bn.forward(x);
+    }
+    let (gamma, beta) = (bn.gamma.val(), bn.beta.val());
+    let fused = batch_norm_on::<burn::backend::Flex>(&x, &gamma, &beta, bn.epsilon);
+    #[cfg(feature = "tch")]
+    #[allow(deprecated)] // burn-tch is marked deprecated upstream; see tch.rs
+    let fused =
+        fused.or_else(|| batch_norm_on::<burn::backend::LibTorch>(&x, &gamma, &beta, bn.epsilon));
+    let Some((y, mean, variance)) = fused else { return bn.forward(x) };
+    let device = y.device();
+    let update = |state: &RunningState<Tensor<1>>, batch: Tensor<1>| {
+        let running = state.value_sync().to_device(&device);
+        let next =
+            running.mul_scalar(1.0 - bn.momentum).add(batch.detach().mul_scalar(bn.momentum));
+        state.update(next.detach());
+    };
+    update(&bn.running_mean, mean);
+    update(&bn.running_var, variance);
+    y
+}
+
+/// `relu(x)`; on LibTorch's autodiff device LibTorch's own relu and backward (burn-tch's relu
+/// backward is a comparison and a mask fill, ≈ 4× PyTorch's time on the small CNN's first block).
+///
+/// # Shapes
+/// - `x`: `[B, C, H, W]` → `[B, C, H, W]`
+pub fn relu(x: Tensor<4>) -> Tensor<4> {
+    #[cfg(feature = "tch")]
+    if let Some(y) = tch::relu(&x) {
+        return y;
+    }
+    burn::tensor::activation::relu(x)
+}
+
+/// The options `Conv2d::forward` builds, for the convolutions the kernels take: no groups,
+/// explicit symmetric (or no) padding, a kernel no larger than the padded input.
+fn options(conv: &Conv2d, x: &Tensor<4>) -> Option<ConvOptions<2>> {
+    let padding = match conv.padding {
+        PaddingConfig2d::Valid => [0, 0],
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+            [top, left]
+        }
+        _ => return None,
+    };
+    let ([_, _, h, w], [_, _, kh, kw]) = (x.dims(), conv.weight.dims());
+    let fits = |axis: usize, size: usize, k: usize| {
+        size + 2 * padding[axis] > conv.dilation[axis] * (k - 1)
+    };
+    (conv.groups == 1 && fits(0, h, kh) && fits(1, w, kw))
+        .then(|| ConvOptions::new(conv.stride, padding, conv.dilation, 1))
+}
+
+/// [`conv2d`] on `Autodiff<B>` when `x` and `weight` live there and `B` handles them.
+fn conv2d_on<B>(x: &Tensor<4>, weight: &Tensor<4>, options: &ConvOptions<2>) -> Option<Tensor<4>>
+where
+    B: Kernels,
+    DispatchTensor: DispatchKindConversion<Autodiff<B>>,
+{
+    let x = x.clone().try_into_primitive::<Autodiff<B>>().ok()?;
+    let weight = weight.clone().try_into_primitive::<Autodiff<B>>().ok()?;
+    if !B::handles(x.primitive()) {
+        return None;
+    }
+    let track = [x.is_tracked(), weight.is_tracked()];
+    let y = match Conv2dBackward
+        .prepare::<NoCheckpoint>([x.node(), weight.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let (y, saved) =
+                B::train_conv2d(x.into_primitive(), weight.into_primitive(), options, track);
+            prep.finish(saved, y)
+        }
+        OpsKind::UnTracked(prep) => prep
+            .finish(B::train_conv2d(x.into_primitive(), weight.into_primitive(), options, track).0),
+    };
+    Some(Tensor::from_primitive::<Autodiff<B>>(y))
+}
+
+/// [`batch_norm`]'s fused operation on `Autodiff<B>`: `(output, mean, variance)`.
+fn batch_norm_on<B>(
+    x: &Tensor<4>,
+    gamma: &Tensor<1>,
+    beta: &Tensor<1>,
+    epsilon: f64,
+) -> Option<(Tensor<4>, Tensor<1>, Tensor<1>)>
+where
+    B: Kernels,
+    DispatchTensor: DispatchKindConversion<Autodiff<B>>,
+{
+    let x = x.clone().try_into_primitive::<Autodiff<B>>().ok()?;
+    let gamma = gamma.clone().try_into_primitive::<Autodiff<B>>().ok()?;
+    let beta = beta.clone().try_into_primitive::<Autodiff<B>>().ok()?;
+    if !B::handles(x.primitive()) {
+        return None;
+    }
+    let track = x.is_tracked() || gamma.is_tracked() || beta.is_tracked();
+    let prepared = BatchNormBackward
+        .prepare::<NoCheckpoint>([x.node(), gamma.node(), beta.node()])
+        .compute_bound()
+        .stateful();
+    let (x, gamma, beta) = (x.into_primitive(), gamma.into_primitive(), beta.into_primitive());
+    let ([y, mean, variance], saved) = B::train_batch_norm(x, gamma, beta, epsilon, track);
+    let y = match prepared {
+        OpsKind::Tracked(prep) => prep.finish(saved, y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    // The statistics leave the graph (untracked): they only feed the running averages.
+    let stat = |t| Tensor::<1>::from_primitive::<Autodiff<B>>(FloatTensor::<Autodiff<B>>::new(t));
+    Some((Tensor::from_primitive::<Autodiff<B>>(y), stat(mean), stat(variance)))
+}
+
+/// The gradient checkpointing strategy of the autodiff devices this crate creates
+/// (`Device::autodiff()`): none. Tensors on a checkpointing device do not convert to
+/// `Autodiff<B, NoCheckpoint>` and take burn's path.
+pub(crate) type NoCheckpoint = burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+
+/// One backward step: the output gradient through `gradients`, and each parent that asked for a
+/// gradient gets its own.
+pub(crate) fn step<B: Backend, S, const N: usize>(
+    ops: Ops<S, N>,
+    grads: &mut Gradients,
+    gradients: impl FnOnce(S, FloatTensor<B>) -> [Option<FloatTensor<B>>; N],
+) {
+    let grad = grads.consume::<B>(&ops.node);
+    for (node, g) in ops.parents.into_iter().zip(gradients(ops.state, grad)) {
+        if let (Some(node), Some(g)) = (node, g) {
+            grads.register::<B>(node.id, g);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Conv2dBackward;
+
+impl<B: Kernels> Backward<B, 2> for Conv2dBackward {
+    type State = B::ConvSaved;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        step::<B, _, 2>(ops, grads, B::train_conv2d_backward);
+    }
+}
+
+#[derive(Debug)]
+struct BatchNormBackward;
+
+impl<B: Kernels> Backward<B, 3> for BatchNormBackward {
+    type State = B::NormSaved;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        step::<B, _, 3>(ops, grads, |s, g| B::train_batch_norm_backward(s, g).map(Some));
+    }
+}
