@@ -102,8 +102,14 @@ bench-data:
 
 # --- LibTorch -----------------------------------------------------------------
 
-# CPU-only LibTorch from the PyTorch 2.9.0 wheel (≈1.9 GB), then the flex↔LibTorch parity test
-# (crates/model/README.md explains each step).
+# CPU-only LibTorch from the PyTorch 2.9.0 wheel (≈1.9 GB), then the model tests with the tch
+# feature: flex↔LibTorch parity, LibTorch's training kernels (crates/model/README.md explains each step).
 [group('check')]
 test-tch:
     bash .ci/test-tch
+
+# embcam with the LibTorch backend (installs the pinned wheel on first use), e.g.
+# `just tch run experiments/quickstart.toml --device tch-cpu`.
+[group('run')]
+tch *args:
+    scripts/embcam-tch {{args}}
