@@ -246,12 +246,15 @@ pub(crate) fn conv2d_forward(
     y
 }
 
+/// How many shares of the images [`conv2d_backward`] sums weight gradients over.
+const WEIGHT_GRADIENT_SHARES: usize = 4;
+
 /// The convolution's gradients from its input `x` (`N × C_in × H × W`), weight `weight`
 /// (`C_out × C_in × k_h × k_w`) and output gradient `dy` (`N × C_out × H_out × W_out`): the
 /// input gradient when `want_dx`, and the weight gradient when `want_dw`.
 ///
-/// Images are split into one contiguous share per rayon thread; each share keeps its own im2col
-/// buffer and weight-gradient sum, added at the end.
+/// Images are split into [`WEIGHT_GRADIENT_SHARES`] contiguous shares, run in parallel; each keeps
+/// its own im2col buffer and weight-gradient sum, added in share order at the end.
 pub(crate) fn conv2d_backward(
     x: &[f32],
     weight: &[f32],
@@ -262,10 +265,11 @@ pub(crate) fn conv2d_backward(
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
     let (k, p) = (g.k(), g.p());
     let (x_len, dy_len) = (g.c_in * g.h * g.w, g.c_out * p);
-    let threads = rayon::current_num_threads().max(1);
-    let per_share = g.n.div_ceil(threads).max(1);
-    // Fewer images than threads: one share, and gemm gets the threads instead.
-    let inner = if g.n < threads { threads } else { 1 };
+    // A fixed number of shares, whatever the thread count, so that the weight gradient's sum
+    // runs in the same order (and the results are the same to the bit) on 1 or 64 threads;
+    // threads beyond the shares go to gemm, which does not split the summed dimension.
+    let per_share = g.n.div_ceil(WEIGHT_GRADIENT_SHARES).max(1);
+    let inner = (rayon::current_num_threads() / g.n.div_ceil(per_share)).max(1);
     let share = |images: std::ops::Range<usize>, mut dx: Option<&mut [f32]>| -> Option<Vec<f32>> {
         let mut col = vec![0.0f32; k * p];
         let mut dw = want_dw.then(|| vec![0.0f32; g.c_out * k]);
@@ -306,10 +310,14 @@ pub(crate) fn conv2d_backward(
         (None, partial)
     };
     let dw = want_dw.then(|| {
-        let mut sum = vec![0.0f32; g.c_out * k];
-        for part in partial.into_iter().flatten() {
-            sum.iter_mut().zip(&part).for_each(|(s, v)| *s += v);
-        }
+        let mut parts = partial.into_iter().flatten();
+        let mut sum = parts.next().unwrap_or_else(|| vec![0.0f32; g.c_out * k]);
+        let rest: Vec<Vec<f32>> = parts.collect();
+        sum.par_chunks_mut(4096).enumerate().for_each(|(c, out)| {
+            for part in &rest {
+                out.iter_mut().zip(&part[c * 4096..]).for_each(|(s, v)| *s += v);
+            }
+        });
         sum
     });
     (dx, dw)
@@ -465,6 +473,39 @@ mod tests {
                 let with_bias = got_b[i] - bias[(i / g.p()) % g.c_out];
                 assert!((a - with_bias).abs() < 1e-5, "{g:?} y[{i}] with bias");
             }
+        }
+    }
+
+    /// The gradients are the same to the bit on 1, 2 and 3 threads (the quickstart's tables are
+    /// byte-identical whatever `RAYON_NUM_THREADS`).
+    #[test]
+    fn gradients_do_not_depend_on_the_thread_count() {
+        let g = ConvGeometry {
+            n: 13,
+            c_in: 5,
+            h: 9,
+            w: 9,
+            c_out: 7,
+            kernel: [3, 3],
+            out: [9, 9],
+            stride: [1, 1],
+            padding: [1, 1],
+            dilation: [1, 1],
+        };
+        let x = values(g.n * g.c_in * g.h * g.w, 9);
+        let w = values(g.c_out * g.k(), 10);
+        let dy = values(g.n * g.c_out * g.p(), 11);
+        let on = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+            pool.install(|| {
+                let (dx, dw) = conv2d_backward(&x, &w, &dy, &g, true, true);
+                let y = conv2d_forward(&x, &w, None, &g);
+                (dx, dw, y)
+            })
+        };
+        let one = on(1);
+        for threads in [2, 3] {
+            assert!(on(threads) == one, "{threads} threads differ from 1");
         }
     }
 
