@@ -49,8 +49,8 @@ fn backward(saved: Saved, grad: TchTensor) -> Vec<Option<TchTensor>> {
     saved.leaves.iter().map(|l| l.as_ref().and_then(|_| grads.next()).map(TchTensor::new)).collect()
 }
 
-/// `relu(x)` on `Autodiff<LibTorch>`: LibTorch's `relu` and its own backward
-/// (`threshold_backward`, one pass) instead of burn's comparison + mask fill. `None` elsewhere.
+/// `relu(x)` on `Autodiff<LibTorch>`: LibTorch's `relu`, and its `threshold_backward` (one pass)
+/// as the backward, instead of burn-tch's comparison + mask fill. `None` elsewhere.
 pub(super) fn relu(x: &Tensor<4>) -> Option<Tensor<4>> {
     let x = x.clone().try_into_primitive::<Autodiff<LibTorch>>().ok()?;
     if !LibTorch::handles(x.primitive()) {
@@ -58,14 +58,11 @@ pub(super) fn relu(x: &Tensor<4>) -> Option<Tensor<4>> {
     }
     let y = match ReluBackward.prepare::<NoCheckpoint>([x.node()]).compute_bound().stateful() {
         OpsKind::Tracked(prep) => {
-            let input = x.into_primitive();
-            let l = leaf(&input, true);
-            let output = TchTensor::new(l.relu());
-            // LibTorch saves the output for the backward: burn's copy shares its storage record,
-            // so burn does not overwrite it in place
-            let y = TchTensor::from_existing(output.tensor.detach(), output.storage.clone());
-            let leaves = vec![Some(TchTensor::new(l))];
-            prep.finish(Saved { inputs: vec![input], leaves, output }, y)
+            let output = TchTensor::new(x.into_primitive().tensor.relu());
+            // burn's handle shares the saved output's storage record, so that burn never
+            // overwrites the output in place
+            let y = TchTensor::from_existing(output.tensor.shallow_clone(), output.storage.clone());
+            prep.finish(output, y)
         }
         OpsKind::UnTracked(prep) => prep.finish(TchTensor::new(x.into_primitive().tensor.relu())),
     };
@@ -76,10 +73,14 @@ pub(super) fn relu(x: &Tensor<4>) -> Option<Tensor<4>> {
 struct ReluBackward;
 
 impl Backward<LibTorch, 1> for ReluBackward {
-    type State = Saved;
+    /// The output: the gradient passes where it is positive.
+    type State = TchTensor;
 
-    fn backward(self, ops: Ops<Saved, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        step::<LibTorch, _, 1>(ops, grads, |s, g| [backward(s, g).into_iter().next().flatten()]);
+    fn backward(self, ops: Ops<TchTensor, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        step::<LibTorch, _, 1>(ops, grads, |output, g| {
+            // tch names the operands after the method receiver: `output` is ATen's `self`
+            [Some(TchTensor::new(output.tensor.threshold_backward(&g.tensor, 0.0)))]
+        });
     }
 }
 
