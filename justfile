@@ -81,14 +81,18 @@ alias q := quickstart
 
 # --- benchmarks ---------------------------------------------------------------
 
-# embcam against PyTorch side by side (alternating rounds, ratios): a release build, the pinned
-# PyTorch in .venv (bench/requirements.txt), one table per network written to results/.
+# embcam against PyTorch side by side (alternating rounds, ratios): a release build (with LibTorch
+# for a tch-* device, through scripts/libtorch), the pinned PyTorch in .venv (bench/requirements.txt),
+# one table per network written to results/.
 [group('bench')]
 bench-vs-torch backbone="small-cnn" size="96" batch="32" device="flex":
-    cargo build --release --locked -p embcam
+    #!/usr/bin/env bash
+    set -euo pipefail
+    case "{{device}}" in tch-*) with=scripts/libtorch; features="--features tch" ;; *) with=; features= ;; esac
+    $with cargo build --release --locked -p embcam $features
     [ -x .venv/bin/python ] || python3 -m venv .venv
     .venv/bin/pip install -q -r bench/requirements.txt
-    .venv/bin/python bench/side_by_side.py --embcam target/release/embcam --device {{device}} --backbone {{backbone}} --size {{size}} --batch {{batch}} --iters 5 --rounds 3 --out results/bench-vs-pytorch-{{backbone}}-{{device}}-$(date +%Y%m%d-%H%M%S).md
+    $with .venv/bin/python bench/side_by_side.py --embcam target/release/embcam --device {{device}} --backbone {{backbone}} --size {{size}} --batch {{batch}} --iters 5 --rounds 3 --out results/bench-vs-pytorch-{{backbone}}-{{device}}-$(date +%Y%m%d-%H%M%S).md
 
 # Every benchmark (criterion); record the figures in results/.
 [group('bench')]
