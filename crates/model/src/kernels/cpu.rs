@@ -441,6 +441,36 @@ mod tests {
         y
     }
 
+    /// A 3×3 convolution `[n, c_in, side, c_out]` on square images with `stride` and `padding`.
+    fn square_3x3(
+        [n, c_in, side, c_out]: [usize; 4],
+        stride: usize,
+        padding: usize,
+    ) -> ConvGeometry {
+        let out = (side + 2 * padding - 3) / stride + 1;
+        ConvGeometry {
+            n,
+            c_in,
+            h: side,
+            w: side,
+            c_out,
+            kernel: [3, 3],
+            out: [out, out],
+            stride: [stride, stride],
+            padding: [padding, padding],
+            dilation: [1, 1],
+        }
+    }
+
+    /// Input, weight and output gradient for `g`, drawn from `seed`.
+    fn operands(g: &ConvGeometry, seed: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        (
+            values(g.n * g.c_in * g.h * g.w, seed),
+            values(g.c_out * g.k(), seed + 1),
+            values(g.n * g.c_out * g.p(), seed + 2),
+        )
+    }
+
     fn values(len: usize, seed: usize) -> Vec<f32> {
         (0..len).map(|i| (((i * 7919 + seed * 104729) % 2003) as f32 / 1001.0) - 1.0).collect()
     }
@@ -480,21 +510,8 @@ mod tests {
     /// byte-identical whatever `RAYON_NUM_THREADS`).
     #[test]
     fn gradients_do_not_depend_on_the_thread_count() {
-        let g = ConvGeometry {
-            n: 13,
-            c_in: 5,
-            h: 9,
-            w: 9,
-            c_out: 7,
-            kernel: [3, 3],
-            out: [9, 9],
-            stride: [1, 1],
-            padding: [1, 1],
-            dilation: [1, 1],
-        };
-        let x = values(g.n * g.c_in * g.h * g.w, 9);
-        let w = values(g.c_out * g.k(), 10);
-        let dy = values(g.n * g.c_out * g.p(), 11);
+        let g = square_3x3([13, 5, 9, 7], 1, 1);
+        let (x, w, dy) = operands(&g, 9);
         let on = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
             pool.install(|| {
@@ -546,21 +563,8 @@ mod tests {
     /// in `x` is dx, so perturbing one entry by 1 changes it by exactly that entry's gradient.
     #[test]
     fn conv_gradients_match_the_definition() {
-        let g = ConvGeometry {
-            n: 3,
-            c_in: 2,
-            h: 7,
-            w: 6,
-            c_out: 3,
-            kernel: [3, 3],
-            out: [4, 3],
-            stride: [2, 2],
-            padding: [1, 1],
-            dilation: [1, 1],
-        };
-        let x = values(g.n * g.c_in * g.h * g.w, 3);
-        let w = values(g.c_out * g.k(), 4);
-        let dy = values(g.n * g.c_out * g.p(), 5);
+        let g = ConvGeometry { w: 6, out: [4, 3], ..square_3x3([3, 2, 7, 3], 2, 1) };
+        let (x, w, dy) = operands(&g, 3);
         let inner = |x: &[f32], w: &[f32]| -> f64 {
             conv_direct(x, w, &g).iter().zip(&dy).map(|(a, b)| (a * b) as f64).sum()
         };
