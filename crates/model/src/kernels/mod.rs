@@ -1,21 +1,22 @@
-//! Training kernels of the project's own for the two operations that dominate a training step —
-//! the convolution's backward pass and BatchNorm in training mode — on the backends where burn's
-//! generic versions are slow: flex (f32) and LibTorch (any float).
+//! Training kernels of the project's own for the operations that dominate a training step — the
+//! convolution (its backward above all) and BatchNorm in training mode, plus ReLU on LibTorch —
+//! on the backends where burn's generic versions are slow: flex (f32) and LibTorch (any float).
 //!
 //! burn differentiates a convolution through its backend's `conv2d_weight_backward`, whose
 //! default (used by flex and burn-tch alike) is a convolution of the batch-transposed input with
 //! the output gradient as the kernel, and BatchNorm's training pass through
 //! `batch_norm_train[_backward]`, whose default is ≈ 20 element-wise passes with transposed
-//! copies. Neither backend overrides them. Here they are two autodiff operations of our own
-//! ([`conv2d`], [`batch_norm`]) whose forward and backward call [`Kernels`]: on flex the loops
-//! of `cpu.rs` (im2col + gemm, two-pass BatchNorm), on LibTorch ATen's own
-//! `convolution_backward`, `native_batch_norm` and `native_batch_norm_backward` — what PyTorch
-//! runs. `results/bench-vs-pytorch.md` has what each bought.
+//! copies; neither backend overrides them, and burn-tch's ReLU backward is a comparison and a mask
+//! fill. Here they are autodiff operations of our own ([`conv2d`], [`batch_norm`], [`relu`]): on
+//! flex the loops of `cpu.rs` (im2col + gemm, forward and backward; two-pass BatchNorm), on
+//! LibTorch ATen's `conv2d` / `native_batch_norm` differentiated by LibTorch's own autograd
+//! (`convolution_backward`, `native_batch_norm_backward`: what PyTorch runs) and
+//! `threshold_backward` for ReLU. `results/bench-vs-pytorch.md` has what each bought.
 //!
-//! Where a kernel does not apply (a plain device, gradient checkpointing, f64 on flex, a
-//! convolution with groups, asymmetric padding or a bias, a BatchNorm in eval mode) the functions
-//! are burn's own `Conv2d::forward` / `BatchNorm::forward`, so every caller can use them
-//! unconditionally. The tests check both kernels against burn's generic path on the same inputs.
+//! Where a kernel does not apply (gradient checkpointing, f64 on flex, a convolution with groups
+//! or asymmetric padding, a bias on the autodiff device, a BatchNorm in eval mode) the functions
+//! are burn's own `Conv2d::forward` / `BatchNorm::forward` / `relu`, so every caller can use them
+//! unconditionally. The tests check every kernel against burn's generic path on the same inputs.
 
 mod cpu;
 mod flex;
