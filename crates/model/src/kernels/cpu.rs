@@ -290,25 +290,17 @@ pub(crate) fn conv2d_backward(
         }
         dw
     };
-    let shares = g.n.div_ceil(per_share);
-    let (dx, partial): (Option<Vec<f32>>, Vec<Option<Vec<f32>>>) = if want_dx {
-        let mut dx = vec![0.0f32; g.n * x_len];
-        let partial = dx
-            .par_chunks_mut(per_share * x_len)
-            .enumerate()
-            .map(|(s, chunk)| {
-                let start = s * per_share;
-                share(start..(start + per_share).min(g.n), Some(chunk))
-            })
-            .collect();
-        (Some(dx), partial)
-    } else {
-        let partial = (0..shares)
-            .into_par_iter()
-            .map(|s| share(s * per_share..((s + 1) * per_share).min(g.n), None))
-            .collect();
-        (None, partial)
+    // One output chunk per share (its images' input gradients), or none when dx is not wanted.
+    let mut dx = want_dx.then(|| vec![0.0f32; g.n * x_len]);
+    let chunks: Vec<Option<&mut [f32]>> = match dx.as_deref_mut() {
+        Some(dx) => dx.chunks_mut(per_share * x_len).map(Some).collect(),
+        None => (0..g.n.div_ceil(per_share)).map(|_| None).collect(),
     };
+    let partial: Vec<Option<Vec<f32>>> = chunks
+        .into_par_iter()
+        .enumerate()
+        .map(|(s, chunk)| share(s * per_share..((s + 1) * per_share).min(g.n), chunk))
+        .collect();
     let dw = want_dw.then(|| {
         let mut parts = partial.into_iter().flatten();
         let mut sum = parts.next().unwrap_or_else(|| vec![0.0f32; g.c_out * k]);

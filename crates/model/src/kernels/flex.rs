@@ -122,10 +122,13 @@ impl Kernels for Flex {
         let ConvSaved { x, weight, options, track: [want_dx, want_dw] } = saved;
         let grad = contiguous(grad);
         let g = geometry(&x, &weight, &options);
-        let ([n, c_in, h, w], [c_out, _, kh, kw]) = (dims4(&x), dims4(&weight));
         let (dx, dw) =
             cpu::conv2d_backward(slice(&x), slice(&weight), slice(&grad), &g, want_dx, want_dw);
-        [dx.map(|v| tensor(v, [n, c_in, h, w])), dw.map(|v| tensor(v, [c_out, c_in, kh, kw]))]
+        let [kh, kw] = g.kernel;
+        [
+            dx.map(|v| tensor(v, [g.n, g.c_in, g.h, g.w])),
+            dw.map(|v| tensor(v, [g.c_out, g.c_in, kh, kw])),
+        ]
     }
 
     fn train_batch_norm(
