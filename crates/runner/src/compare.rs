@@ -160,11 +160,7 @@ pub fn markdown(cs: &[Comparison]) -> String {
          bootstrap 95% interval, the standard deviation of the per-seed mean differences, and \
          Wilcoxon's signed-rank p (two-sided).\n\n",
     );
-    let mut head = vec![];
-    if has_cells {
-        head.push("cell");
-    }
-    head.extend([
+    let columns = [
         "metric",
         "A",
         "B",
@@ -175,9 +171,8 @@ pub fn markdown(cs: &[Comparison]) -> String {
         "95% CI",
         "sd over seeds",
         "p (Wilcoxon)",
-    ]);
-    let _ = writeln!(out, "| {} |", head.join(" | "));
-    let _ = writeln!(out, "|{}", "---|".repeat(head.len()));
+    ];
+    crate::table::write_header(&mut out, has_cells, columns);
     for c in cs {
         let mut cells = vec![];
         if has_cells {

@@ -17,15 +17,9 @@ pub fn markdown(summaries: &[Summary]) -> String {
         .filter(|&m| summaries.iter().any(|s| s.stat(m).is_some()))
         .collect();
     let mut out = String::new();
-    let mut head = vec![];
-    if has_cells {
-        head.push("cell");
-    }
-    head.extend(["method", "proxy", "stage", "seeds", "images"]);
-    head.extend(shown.iter().map(|m| m.label()));
-    head.push("zero maps");
-    let _ = writeln!(out, "| {} |", head.join(" | "));
-    let _ = writeln!(out, "|{}", "---|".repeat(head.len()));
+    let columns = ["method", "proxy", "stage", "seeds", "images"].into_iter();
+    let columns = columns.chain(shown.iter().map(|m| m.label())).chain(["zero maps"]);
+    super::write_header(&mut out, has_cells, columns);
     for s in summaries {
         let mut cells = vec![];
         if has_cells {
@@ -70,15 +64,8 @@ pub fn summary_csv(summaries: &[Summary]) -> Result<String> {
     }
     w.write_record(&head)?;
     for s in summaries {
-        let mut rec = vec![
-            s.key.cell.clone(),
-            s.key.source.clone(),
-            s.key.proxy.clone(),
-            s.key.stage.clone(),
-            s.seeds.to_string(),
-            s.images.to_string(),
-            s.zero_maps.to_string(),
-        ];
+        let mut rec = s.key.fields().to_vec();
+        rec.extend([s.seeds.to_string(), s.images.to_string(), s.zero_maps.to_string()]);
         for st in &s.stats {
             rec.extend(super::stat_fields(st.as_ref()));
         }

@@ -27,6 +27,23 @@ pub fn source_label(source: &str, proxy: &str) -> String {
     if proxy == "-" { source.to_string() } else { format!("{source} / {proxy}") }
 }
 
+/// Writes a markdown table's header row and rule: a `cell` column first when the rows come from
+/// a grid (`has_cells`), then `columns`.
+pub fn write_header<S: AsRef<str>>(
+    md: &mut String,
+    has_cells: bool,
+    columns: impl IntoIterator<Item = S>,
+) {
+    use std::fmt::Write as _;
+    let head: Vec<String> = has_cells
+        .then(|| "cell".to_string())
+        .into_iter()
+        .chain(columns.into_iter().map(|c| c.as_ref().to_string()))
+        .collect();
+    let _ = writeln!(md, "| {} |", head.join(" | "));
+    let _ = writeln!(md, "|{}", "---|".repeat(head.len()));
+}
+
 /// The keys a row is grouped by.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Key {
@@ -38,6 +55,13 @@ pub struct Key {
     pub proxy: String,
     /// Stage.
     pub stage: String,
+}
+
+impl Key {
+    /// The four fields in column order: cell, source, proxy, stage.
+    pub fn fields(&self) -> [String; 4] {
+        [self.cell.clone(), self.source.clone(), self.proxy.clone(), self.stage.clone()]
+    }
 }
 
 /// One image's numbers for one map source.

@@ -113,14 +113,8 @@ pub fn write_ground_truth(out: &Path, rows: &[GtRow], baselines: &[String]) -> R
     head.extend(columns.iter().cloned());
     w.write_record(&head)?;
     for r in rows {
-        let mut rec = vec![
-            r.key.cell.clone(),
-            r.key.source.clone(),
-            r.key.proxy.clone(),
-            r.key.stage.clone(),
-            r.seed.to_string(),
-            r.image_id.to_string(),
-        ];
+        let mut rec = r.key.fields().to_vec();
+        rec.extend([r.seed.to_string(), r.image_id.to_string()]);
         rec.extend((0..columns.len()).map(|i| {
             r.values.get(i).copied().flatten().map(|x| x.to_string()).unwrap_or_default()
         }));
@@ -137,14 +131,12 @@ pub fn write_ground_truth(out: &Path, rows: &[GtRow], baselines: &[String]) -> R
     }
     let has_cells = rows.iter().any(|r| !r.key.cell.is_empty());
     let mut md = String::new();
-    let mut head = vec![];
-    if has_cells {
-        head.push("cell");
-    }
-    head.extend(["method", "proxy", "stage", "seeds", "images"]);
-    head.extend(PartMetric::ALL.iter().map(|m| m.label()));
-    let _ = writeln!(md, "| {} |", head.join(" | "));
-    let _ = writeln!(md, "|{}", "---|".repeat(head.len()));
+    let columns = ["method", "proxy", "stage", "seeds", "images"].into_iter();
+    table::write_header(
+        &mut md,
+        has_cells,
+        columns.chain(PartMetric::ALL.iter().map(|m| m.label())),
+    );
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut chead: Vec<String> = ["cell", "method", "proxy", "stage", "seeds", "images"]
         .iter()

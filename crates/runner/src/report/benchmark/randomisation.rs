@@ -58,11 +58,7 @@ pub fn write_randomisation(out: &Path, points: &[SanityPoint]) -> Result<String>
     write_atomic(&out.join("randomisation_metrics.csv"), &w.into_inner()?)?;
     let has_cells = points.iter().any(|p| !p.cell.is_empty());
     let mut md = String::new();
-    let mut head = vec![];
-    if has_cells {
-        head.push("cell");
-    }
-    head.extend([
+    let columns = [
         "step",
         "layers randomised",
         "method",
@@ -73,9 +69,8 @@ pub fn write_randomisation(out: &Path, points: &[SanityPoint]) -> Result<String>
         "Spearman ρ",
         "SSIM",
         "passes (ρ < 0.5)",
-    ]);
-    let _ = writeln!(md, "| {} |", head.join(" | "));
-    let _ = writeln!(md, "|{}", "---|".repeat(head.len()));
+    ];
+    table::write_header(&mut md, has_cells, columns);
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
         "cell",
