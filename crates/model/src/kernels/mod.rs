@@ -147,7 +147,8 @@ pub fn relu(x: Tensor<4>) -> Tensor<4> {
 }
 
 /// The options `Conv2d::forward` builds, for the convolutions the kernels take: no groups,
-/// explicit symmetric (or no) padding, a kernel no larger than the padded input.
+/// explicit symmetric (or no) padding, a kernel no larger than the padded input, and an input
+/// with the weight's channel count (anything else goes to burn, which reports it).
 fn options(conv: &Conv2d, x: &Tensor<4>) -> Option<ConvOptions<2>> {
     let padding = match conv.padding {
         PaddingConfig2d::Valid => [0, 0],
@@ -156,11 +157,11 @@ fn options(conv: &Conv2d, x: &Tensor<4>) -> Option<ConvOptions<2>> {
         }
         _ => return None,
     };
-    let ([_, _, h, w], [_, _, kh, kw]) = (x.dims(), conv.weight.dims());
+    let ([_, c_in, h, w], [_, w_in, kh, kw]) = (x.dims(), conv.weight.dims());
     let fits = |axis: usize, size: usize, k: usize| {
         size + 2 * padding[axis] > conv.dilation[axis] * (k - 1)
     };
-    (conv.groups == 1 && fits(0, h, kh) && fits(1, w, kw))
+    (conv.groups == 1 && c_in == w_in && fits(0, h, kh) && fits(1, w, kw))
         .then(|| ConvOptions::new(conv.stride, padding, conv.dilation, 1))
 }
 
