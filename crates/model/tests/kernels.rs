@@ -6,6 +6,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 use embcam_model::kernels;
@@ -130,11 +131,26 @@ pub fn batch_norms_agree_with_burn(device: &Device) {
             let d = rel1(a, b);
             assert!(d < 1e-5, "batch norm {n}×{c}×{h}² {name}: relative max |Δ| = {d}");
         }
-        // eval mode: the running statistics, as burn
+        // eval mode (the running statistics) on the plain device, as burn
         let x = last.expect("two steps").inner();
-        let (ours, burns) = (ours.valid(), burns.valid());
-        let d = rel(kernels::batch_norm(&ours, x.clone()), burns.forward(x));
+        let d =
+            rel(kernels::batch_norm(&ours.valid(), x.clone()), burns.valid().forward(x.clone()));
         assert!(d < 1e-6, "batch norm eval: relative max |Δ| = {d}");
+        // and on the autodiff device (explanations): output and input gradient
+        let x = Tensor::<4>::from_data(x.into_data(), &ad).require_grad();
+        let g = random4([n, c, h, h + 2], seed + 9, &ad);
+        let run = |y: Tensor<4>| {
+            let dx = x.grad(&(y.clone() * g.clone()).sum().backward()).expect("input gradient");
+            (y.inner(), dx)
+        };
+        let eval = |bn: &BatchNorm| bn.valid().to_device(&ad);
+        let (a, b) = (
+            run(kernels::batch_norm(&eval(&ours), x.clone())),
+            run(eval(&burns).forward(x.clone())),
+        );
+        for (name, d) in [("output", rel(a.0, b.0)), ("input gradient", rel(a.1, b.1))] {
+            assert!(d < 1e-6, "batch norm eval on autodiff {name}: relative max |Δ| = {d}");
+        }
     }
 }
 
@@ -153,6 +169,61 @@ pub fn relus_agree_with_burn(device: &Device) {
     let (a, b) = (run(kernels::relu(x.clone())), run(burn::tensor::activation::relu(x.clone())));
     assert_eq!(host(a.0), host(b.0), "relu output");
     assert_eq!(host(a.1), host(b.1), "relu input gradient");
+}
+
+/// Max pools: output (plain and autodiff device) and input gradient against burn's, on inputs
+/// with many ties (rounded values), for the small CNN's 2×2/2 pool, ResNet's padded 3×3/2 stem
+/// pool (overlapping windows), stride 1, dilation, and a "same" padding (burn's path).
+pub fn max_pools_agree_with_burn(device: &Device) {
+    let ad = device.clone().autodiff();
+    let cases = [
+        ([2, 3, 8, 8], MaxPool2dConfig::new([2, 2])),
+        (
+            [2, 4, 9, 7],
+            MaxPool2dConfig::new([3, 3])
+                .with_strides([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)),
+        ),
+        (
+            [1, 2, 6, 5],
+            MaxPool2dConfig::new([3, 3])
+                .with_strides([1, 1])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)),
+        ),
+        ([1, 3, 9, 9], MaxPool2dConfig::new([2, 2]).with_strides([1, 1]).with_dilation([2, 2])),
+        (
+            [2, 2, 7, 6],
+            MaxPool2dConfig::new([3, 3]).with_strides([1, 1]).with_padding(PaddingConfig2d::Same),
+        ),
+    ];
+    for (i, (shape, cfg)) in cases.into_iter().enumerate() {
+        let pool = cfg.init();
+        let seed = 400 + 10 * i as u64;
+        let x = random4(shape, seed, device).mul_scalar(3.0).round(); // ties
+        let what = format!("max pool {shape:?} {pool:?}");
+        assert_eq!(
+            host(kernels::max_pool2d(&pool, x.clone())),
+            host(pool.forward(x.clone())),
+            "{what}: output"
+        );
+
+        let x = Tensor::<4>::from_data(x.into_data(), &ad).require_grad();
+        let y_burn = pool.forward(x.clone());
+        let g = random4(y_burn.dims(), seed + 1, &ad);
+        let run = |y: Tensor<4>| {
+            let dx = x.grad(&(y.clone() * g.clone()).sum().backward()).expect("input gradient");
+            (y.inner(), dx)
+        };
+        let (a, b) = (run(kernels::max_pool2d(&pool, x.clone())), run(y_burn));
+        assert_eq!(host(a.0), host(b.0), "{what}: output on the autodiff device");
+        let d = max_abs_diff(&host(a.1), &host(b.1));
+        assert!(d < 1e-6, "{what}: input gradient |Δ| = {d}");
+    }
+}
+
+#[test]
+fn flex_max_pools_agree_with_burn() {
+    max_pools_agree_with_burn(&Device::flex());
 }
 
 #[test]

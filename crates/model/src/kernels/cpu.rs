@@ -1,6 +1,7 @@
 //! The f32 CPU loops behind flex's training kernels: the convolution's backward pass as im2col /
 //! col2im around one matrix product per image (gemm), and BatchNorm's training forward and
-//! backward in two passes each. Plain slices in, plain vectors out; `flex.rs` wraps them.
+//! backward in two passes each; the max pool, forward and backward. Plain slices in, plain vectors
+//! out; `flex.rs` wraps them.
 //!
 //! Why: burn's default convolution backward computes the weight gradient as a convolution whose
 //! kernel is the whole output-gradient map (`H_out × W_out`, dilated by the stride) over the
@@ -393,6 +394,135 @@ pub(crate) fn batch_norm_backward(
     (dx, dgamma, dbeta)
 }
 
+/// A 2-D max pool's shapes over `planes` (`N·C`) independent `H × W` planes; padding counts as
+/// −∞, and every window reaches into the plane ([`PoolGeometry::windows_reach_the_plane`],
+/// checked by the caller).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PoolGeometry {
+    /// `N · C`.
+    pub planes: usize,
+    /// Input height and width.
+    pub size: [usize; 2],
+    /// Window height and width.
+    pub kernel: [usize; 2],
+    /// Output height and width.
+    pub out: [usize; 2],
+    /// Stride.
+    pub stride: [usize; 2],
+    /// Padding (the same on both sides).
+    pub padding: [usize; 2],
+    /// Dilation.
+    pub dilation: [usize; 2],
+}
+
+impl PoolGeometry {
+    /// Whether every window has a tap inside the plane (a dilated window can fall between the
+    /// plane and the padding's far edge).
+    pub(crate) fn windows_reach_the_plane(&self) -> bool {
+        (0..2).all(|axis| self.taps(axis).iter().all(|(lo, hi)| lo < hi))
+    }
+
+    /// For each output position along `axis`, the window taps `t` whose input index
+    /// `o·s + t·d − pad` lies inside the plane.
+    fn taps(&self, axis: usize) -> Vec<(usize, usize)> {
+        let (s, d, pad, k, size) = (
+            self.stride[axis],
+            self.dilation[axis],
+            self.padding[axis],
+            self.kernel[axis],
+            self.size[axis],
+        );
+        (0..self.out[axis])
+            .map(|o| {
+                let inside = |t: usize| (o * s + t * d).checked_sub(pad).is_some_and(|i| i < size);
+                let lo = (0..k).find(|&t| inside(t)).unwrap_or(k);
+                let hi = (lo..k).take_while(|&t| inside(t)).last().map_or(lo, |t| t + 1);
+                (lo, hi)
+            })
+            .collect()
+    }
+}
+
+/// Max pool forward over every plane: the maxima and, when `with_indices`, the in-plane index of
+/// each maximum (the first one in the window; a NaN wins, the last NaN's index, as PyTorch and
+/// burn report). Without indices the second vector is empty.
+pub(crate) fn max_pool2d_forward(
+    x: &[f32],
+    g: &PoolGeometry,
+    with_indices: bool,
+) -> (Vec<f32>, Vec<u32>) {
+    let ([h, w], [oh, ow]) = (g.size, g.out);
+    let ([s0, s1], [d0, d1], [p0, p1]) = (g.stride, g.dilation, g.padding);
+    let (rows, cols) = (g.taps(0), g.taps(1));
+    // For each column tap, the output columns whose window it falls inside of (a range: the
+    // windows slide monotonically), and each output column's first tap.
+    let reach: Vec<(usize, usize)> = (0..g.kernel[1])
+        .map(|kx| {
+            let mut hit = (0..ow).filter(|&o| cols[o].0 <= kx && kx < cols[o].1);
+            hit.next().map_or((0, 0), |a| (a, hit.next_back().map_or(a + 1, |b| b + 1)))
+        })
+        .collect();
+    let first: Vec<usize> =
+        cols.iter().enumerate().map(|(ox, &(kx0, _))| ox * s1 + kx0 * d1 - p1).collect();
+    // One output row at a time, tap by tap across the row (contiguous updates of the running
+    // maxima), in each window's own tap order (row-major), so "the first maximum" is the
+    // definition's. Only the index is carried (the maximum is `x[arg]`), through a select the
+    // compiler must not turn into a branch: on real activations `v > max` is a coin flip, and as
+    // a branch (which an `if`, or bit masks, on the f32 became) its mispredictions cost 3× the
+    // loop.
+    let plane = |x: &[f32], y: &mut [f32], mut at: Option<&mut [u32]>| {
+        let mut arg = vec![0usize; ow];
+        for (oy, &(ky0, ky1)) in rows.iter().enumerate() {
+            let row_of = |ky: usize| (oy * s0 + ky * d0 - p0) * w;
+            let first_row = row_of(ky0);
+            arg.iter_mut().zip(&first).for_each(|(a, &c)| *a = first_row + c);
+            for ky in ky0..ky1 {
+                let row = row_of(ky);
+                for (kx, &(o0, o1)) in reach.iter().enumerate().filter(|(_, (o0, o1))| o0 < o1) {
+                    let mut i = row + o0 * s1 + kx * d1 - p1;
+                    for a in &mut arg[o0..o1] {
+                        let v = x[i];
+                        let take = (v > x[*a]) | v.is_nan();
+                        *a = std::hint::select_unpredictable(take, i, *a);
+                        i += s1;
+                    }
+                }
+            }
+            let (y, at) = (&mut y[oy * ow..(oy + 1) * ow], at.as_deref_mut());
+            y.iter_mut().zip(&arg).for_each(|(y, &a)| *y = x[a]);
+            if let Some(at) = at {
+                at[oy * ow..(oy + 1) * ow].iter_mut().zip(&arg).for_each(|(t, &a)| *t = a as u32);
+            }
+        }
+    };
+    let len = g.planes * oh * ow;
+    let mut y = vec![0.0f32; len];
+    let planes = y.par_chunks_mut(oh * ow).zip(x.par_chunks(h * w));
+    if with_indices {
+        let mut at = vec![0u32; len];
+        planes.zip(at.par_chunks_mut(oh * ow)).for_each(|((y, x), at)| plane(x, y, Some(at)));
+        (y, at)
+    } else {
+        planes.for_each(|(y, x)| plane(x, y, None));
+        (y, Vec::new())
+    }
+}
+
+/// Max pool backward: each output gradient added to its window's maximum (`indices` from
+/// [`max_pool2d_forward`]); overlapping windows add up, in output order, per plane.
+pub(crate) fn max_pool2d_backward(dy: &[f32], indices: &[u32], g: &PoolGeometry) -> Vec<f32> {
+    let (plane_in, plane_out) = (g.size[0] * g.size[1], g.out[0] * g.out[1]);
+    let mut dx = vec![0.0f32; g.planes * plane_in];
+    dx.par_chunks_mut(plane_in)
+        .zip(dy.par_chunks(plane_out).zip(indices.par_chunks(plane_out)))
+        .for_each(|(dx, (dy, at))| {
+            for (&d, &i) in dy.iter().zip(at) {
+                dx[i as usize] += d;
+            }
+        });
+    dx
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -574,6 +704,117 @@ mod tests {
             x1[idx] += 1.0;
             let want = inner(&x1, &w) - base;
             assert!((dx[idx] as f64 - want).abs() < 1e-4, "dx[{idx}]: {} vs {want}", dx[idx]);
+        }
+    }
+
+    /// The max pool written as its definition: per output, the first maximum over the window's
+    /// taps that lie inside the plane (a NaN wins).
+    fn max_pool_direct(x: &[f32], g: &PoolGeometry) -> (Vec<f32>, Vec<u32>) {
+        let (mut y, mut at) = (Vec::new(), Vec::new());
+        for plane in x.chunks(g.size[0] * g.size[1]) {
+            for oy in 0..g.out[0] {
+                for ox in 0..g.out[1] {
+                    let mut best: Option<(f32, usize)> = None;
+                    for i in 0..g.kernel[0] {
+                        for j in 0..g.kernel[1] {
+                            let iy = (oy * g.stride[0] + i * g.dilation[0]) as isize
+                                - g.padding[0] as isize;
+                            let ix = (ox * g.stride[1] + j * g.dilation[1]) as isize
+                                - g.padding[1] as isize;
+                            if iy < 0
+                                || ix < 0
+                                || iy >= g.size[0] as isize
+                                || ix >= g.size[1] as isize
+                            {
+                                continue;
+                            }
+                            let k = iy as usize * g.size[1] + ix as usize;
+                            let v = plane[k];
+                            if best.is_none_or(|(b, _)| v > b || v.is_nan()) {
+                                best = Some((v, k));
+                            }
+                        }
+                    }
+                    let (v, k) = best.expect("every window reaches into the plane");
+                    y.push(v);
+                    at.push(k as u32);
+                }
+            }
+        }
+        (y, at)
+    }
+
+    fn pool(
+        planes: usize,
+        size: [usize; 2],
+        k: usize,
+        s: usize,
+        p: usize,
+        d: usize,
+    ) -> PoolGeometry {
+        let out = |n: usize| (n + 2 * p - d * (k - 1) - 1) / s + 1;
+        PoolGeometry {
+            planes,
+            size,
+            kernel: [k, k],
+            out: [out(size[0]), out(size[1])],
+            stride: [s, s],
+            padding: [p, p],
+            dilation: [d, d],
+        }
+    }
+
+    /// Forward (with and without indices) equals the definition, ties and NaNs included, for the
+    /// small CNN's 2×2/2 pool, ResNet's 3×3/2 padded stem pool, odd sizes, stride 1 and dilation;
+    /// the backward sends each output gradient to its maximum: `Σ dx·x = Σ dy·y`, and `dx` is the
+    /// scatter of `dy` at the definition's indices.
+    #[test]
+    fn max_pool_matches_the_definition() {
+        for (i, g) in [
+            pool(6, [8, 8], 2, 2, 0, 1),
+            pool(5, [9, 7], 3, 2, 1, 1),
+            pool(3, [6, 5], 3, 1, 1, 1),
+            pool(4, [9, 9], 2, 1, 0, 2),
+            pool(2, [1, 1], 2, 2, 1, 1),
+        ]
+        .iter()
+        .enumerate()
+        {
+            // coarse values: ties in most windows
+            let mut x: Vec<f32> = values(g.planes * g.size[0] * g.size[1], 40 + i)
+                .iter()
+                .map(|v| (v * 3.0).round())
+                .collect();
+            let nan_at = (g.size[1] + 1).min(x.len() - 1);
+            x[nan_at] = f32::NAN;
+            let (want_y, want_at) = max_pool_direct(&x, g);
+            let (y, at) = max_pool2d_forward(&x, g, true);
+            let (y2, none) = max_pool2d_forward(&x, g, false);
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&y), bits(&want_y), "{g:?} output");
+            assert_eq!(bits(&y2), bits(&want_y), "{g:?} output without indices");
+            assert_eq!(at, want_at, "{g:?} indices");
+            assert!(none.is_empty());
+
+            let dy = values(y.len(), 70 + i);
+            let dx = max_pool2d_backward(&dy, &at, g);
+            let plane = g.size[0] * g.size[1];
+            let mut want_dx = vec![0.0f32; dx.len()];
+            for (o, (&d, &k)) in dy.iter().zip(&want_at).enumerate() {
+                want_dx[o / (g.out[0] * g.out[1]) * plane + k as usize] += d;
+            }
+            assert_eq!(bits(&dx), bits(&want_dx), "{g:?} input gradient");
+            let finite = |v: &f32| v.is_finite();
+            let (xs, ys) = (
+                x.iter().map(|v| if finite(v) { *v } else { 0.0 }),
+                y.iter().map(|v| if finite(v) { *v } else { 0.0 }),
+            );
+            let lhs: f64 = dx.iter().zip(xs).map(|(a, b)| (a * b) as f64).sum();
+            let rhs: f64 = dy.iter().zip(ys).map(|(a, b)| (a * b) as f64).sum();
+            assert!(
+                (lhs - rhs).abs() < 1e-3 * (1.0 + rhs.abs()),
+                "{g:?}: Σ dx·x {lhs} vs Σ dy·y {rhs}"
+            );
         }
     }
 }

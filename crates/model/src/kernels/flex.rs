@@ -7,7 +7,7 @@ use burn::backend::ops::ConvOptions;
 use burn::tensor::{DType, Shape, Tensor, TensorData};
 
 use super::Kernels;
-use super::cpu::{self, ConvGeometry};
+use super::cpu::{self, ConvGeometry, PoolGeometry};
 
 /// `t`'s elements as one contiguous f32 slice (a copy only when `t` is a strided view).
 fn contiguous(t: FlexTensor) -> FlexTensor {
@@ -78,6 +78,70 @@ pub(super) fn conv2d_plain(
         None => None,
     };
     Some(Tensor::from_primitive::<Flex>(forward(&xp, &wp, bp.as_ref(), options)))
+}
+
+/// Eval-mode BatchNorm on the plain flex device, one pass: `x·s + t` per channel, with
+/// `s = γ / √(σ² + ε)` and `t = β − μ·s` from `[γ, β, μ, σ²]`. `None` when `x` is not a flex f32
+/// tensor there.
+pub(super) fn batch_norm_plain(
+    x: &Tensor<4>,
+    [gamma, beta, mean, variance]: [&Tensor<1>; 4],
+    epsilon: f64,
+) -> Option<Tensor<4>> {
+    let xp = contiguous(x.clone().try_into_primitive::<Flex>().ok()?);
+    if !Flex::handles(&xp) {
+        return None;
+    }
+    let host = |t: &Tensor<1>| -> Option<FlexTensor> {
+        let t = contiguous(t.clone().try_into_primitive::<Flex>().ok()?);
+        (t.dtype() == DType::F32).then_some(t)
+    };
+    let (g, b, m, v) = (host(gamma)?, host(beta)?, host(mean)?, host(variance)?);
+    let [n, c, h, w] = dims4(&xp);
+    let (g, b, m, v) = (slice(&g), slice(&b), slice(&m), slice(&v));
+    let scale: Vec<f32> = (0..c).map(|ch| g[ch] * inv_std(v[ch], epsilon)).collect();
+    let shift: Vec<f32> = (0..c).map(|ch| b[ch] - m[ch] * scale[ch]).collect();
+    let y = cpu::scale_shift(slice(&xp), c, h * w, &scale, &shift);
+    Some(Tensor::from_primitive::<Flex>(tensor(y, [n, c, h, w])))
+}
+
+/// The max pool of a flex f32 tensor `x` (`None` otherwise) and, when `with_indices`, what its
+/// backward needs.
+pub(super) fn max_pool2d(
+    x: FlexTensor,
+    g: &PoolGeometry,
+    with_indices: bool,
+) -> Option<(FlexTensor, PoolSaved)> {
+    if !Flex::handles(&x) {
+        return None;
+    }
+    let x = contiguous(x);
+    let [n, c, _, _] = dims4(&x);
+    let (y, indices) = cpu::max_pool2d_forward(slice(&x), g, with_indices);
+    let y = tensor(y, [n, c, g.out[0], g.out[1]]);
+    Some((y, PoolSaved { indices: std::sync::Arc::new(indices), geometry: *g, dims: [n, c] }))
+}
+
+/// The max pool on the plain flex device (inference, explanations): `None` when `x` is not a flex
+/// f32 tensor there.
+pub(super) fn max_pool2d_plain(x: &Tensor<4>, g: &PoolGeometry) -> Option<Tensor<4>> {
+    let (y, _) = max_pool2d(x.clone().try_into_primitive::<Flex>().ok()?, g, false)?;
+    Some(Tensor::from_primitive::<Flex>(y))
+}
+
+/// What flex's max pool keeps for its backward: where each window's maximum is.
+#[derive(Clone, Debug)]
+pub(crate) struct PoolSaved {
+    indices: std::sync::Arc<Vec<u32>>,
+    geometry: PoolGeometry,
+    dims: [usize; 2],
+}
+
+/// The max pool's input gradient from its output gradient.
+pub(super) fn max_pool2d_backward(saved: PoolSaved, grad: FlexTensor) -> FlexTensor {
+    let PoolSaved { indices, geometry: g, dims: [n, c] } = saved;
+    let dx = cpu::max_pool2d_backward(slice(&contiguous(grad)), &indices, &g);
+    tensor(dx, [n, c, g.size[0], g.size[1]])
 }
 
 /// What flex's convolution keeps: its input, weight, options and which gradients are wanted.

@@ -13,16 +13,22 @@
 //! (`convolution_backward`, `native_batch_norm_backward`: what PyTorch runs) and
 //! `threshold_backward` for ReLU. `results/bench-vs-pytorch.md` has what each bought.
 //!
+//! Two more matter most for inference and explanations: flex's max pool ([`max_pool2d`], forward
+//! and backward: burn-flex's generic 3-D kernel took ≈ 12 of the small CNN's ≈ 21 ms inference
+//! batch), and eval-mode BatchNorm as the per-channel affine map it is (one pass on flex, two
+//! tensor operations elsewhere) instead of burn's four passes.
+//!
 //! Where a kernel does not apply (gradient checkpointing, f64 on flex, a convolution with groups
-//! or asymmetric padding, a bias on the autodiff device, a BatchNorm in eval mode) the functions
-//! are burn's own `Conv2d::forward` / `BatchNorm::forward` / `relu`, so every caller can use them
-//! unconditionally. The tests check every kernel against burn's generic path on the same inputs.
+//! or asymmetric padding, a bias on the autodiff device, a max pool in ceil mode or with "same"
+//! padding) the functions are burn's own `Conv2d::forward` / `BatchNorm::forward` / `relu` /
+//! `MaxPool2d::forward`, so every caller can use them unconditionally. The tests check every kernel against burn's generic path on the same inputs.
 
 mod cpu;
 mod flex;
 #[cfg(feature = "tch")]
 mod tch;
 
+use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
@@ -33,6 +39,7 @@ use burn::module::RunningState;
 use burn::nn::BatchNorm;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
+use burn::nn::pool::MaxPool2d;
 use burn::tensor::Tensor;
 
 pub use flex::tune_allocator;
@@ -112,7 +119,7 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 /// - `x`: `[B, C, H, W]` → `[B, C, H, W]`
 pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     if !(x.device().is_autodiff() && bn.training.is_enabled()) {
-        return bn.forward(x);
+        return eval_batch_norm(bn, x);
     }
     let (gamma, beta) = (bn.gamma.val(), bn.beta.val());
     let fused = batch_norm_on::<burn::backend::Flex>(&x, &gamma, &beta, bn.epsilon);
@@ -133,6 +140,80 @@ pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     y
 }
 
+/// BatchNorm with the running statistics (eval mode, or any plain device), as the per-channel
+/// affine map `x·s + t` with `s = γ / √(σ² + ε)`, `t = β − μ·s`: one pass on the plain flex
+/// device (`cpu::scale_shift`), two tensor operations elsewhere (autodiff differentiates them),
+/// where burn's `batch_norm` makes four passes (subtract, divide, scale, shift). Equal to burn's
+/// to float rounding (tested). An input whose channel count is not the BatchNorm's goes to burn,
+/// which reports it.
+fn eval_batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    let [_, c, _, _] = x.dims();
+    if bn.gamma.dims() != [c] {
+        return bn.forward(x);
+    }
+    let device = x.device();
+    let mean = bn.running_mean.value().to_device(&device);
+    let variance = bn.running_var.value().to_device(&device);
+    let (gamma, beta) = (bn.gamma.val(), bn.beta.val());
+    if let Some(y) = flex::batch_norm_plain(&x, [&gamma, &beta, &mean, &variance], bn.epsilon) {
+        return y;
+    }
+    let scale = gamma / variance.add_scalar(bn.epsilon).sqrt(); // [C]
+    let shift = beta - mean * scale.clone(); // [C]
+    x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
+}
+
+/// `pool.forward(x)`; on flex (f32) the loops of `cpu.rs`, on the plain device and, with a
+/// backward of its own, on the autodiff device. burn-flex's max pool runs the generic 3-D
+/// kernel with per-output range arithmetic: ≈ 12 of the small CNN's ≈ 21 ms inference batch.
+/// Ceil mode, "same" or asymmetric padding and a window that could lie wholly in the padding
+/// take burn's path. Outputs, and gradients where windows do not overlap, are burn's to the bit
+/// (tested).
+///
+/// # Shapes
+/// - `x`: `[B, C, H, W]` → `[B, C, H', W']`
+pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    let Some(g) = pool_geometry(pool, x.dims()) else { return pool.forward(x) };
+    if let Some(y) = flex::max_pool2d_plain(&x, &g).or_else(|| max_pool2d_on_flex(&x, &g)) {
+        return y;
+    }
+    pool.forward(x)
+}
+
+/// The shapes of `pool` over an input of `dims`, for the pools the kernels take.
+fn pool_geometry(pool: &MaxPool2d, [n, c, h, w]: [usize; 4]) -> Option<cpu::PoolGeometry> {
+    let padding = symmetric(&pool.padding)?;
+    let (k, s, d) = (pool.kernel_size, pool.stride, pool.dilation);
+    let out = |a: usize, size: usize| {
+        let span = d[a] * k[a].checked_sub(1)? + 1;
+        (s[a] > 0 && 2 * padding[a] <= k[a] && size + 2 * padding[a] >= span)
+            .then(|| (size + 2 * padding[a] - span) / s[a] + 1)
+    };
+    let out = [out(0, h)?, out(1, w)?];
+    let planes = n * c;
+    let indexable = h > 0 && w > 0 && u32::try_from(h * w).is_ok(); // in-plane u32 indices
+    let g =
+        cpu::PoolGeometry { planes, size: [h, w], kernel: k, out, stride: s, padding, dilation: d };
+    (indexable && !pool.ceil_mode && d.iter().all(|&d| d > 0) && g.windows_reach_the_plane())
+        .then_some(g)
+}
+
+/// [`max_pool2d`] on flex's autodiff device.
+fn max_pool2d_on_flex(x: &Tensor<4>, g: &cpu::PoolGeometry) -> Option<Tensor<4>> {
+    let x = x.clone().try_into_primitive::<Autodiff<Flex>>().ok()?;
+    if !Flex::handles(x.primitive()) {
+        return None;
+    }
+    let y = match MaxPool2dBackward.prepare::<NoCheckpoint>([x.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let (y, saved) = flex::max_pool2d(x.into_primitive(), g, true)?;
+            prep.finish(saved, y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(flex::max_pool2d(x.into_primitive(), g, false)?.0),
+    };
+    Some(Tensor::from_primitive::<Autodiff<Flex>>(y))
+}
+
 /// `relu(x)`; on LibTorch's autodiff device LibTorch's own relu and backward (burn-tch's relu
 /// backward is a comparison and a mask fill, ≈ 4× PyTorch's time on the small CNN's first block).
 ///
@@ -150,19 +231,25 @@ pub fn relu(x: Tensor<4>) -> Tensor<4> {
 /// explicit symmetric (or no) padding, a kernel no larger than the padded input, and an input
 /// with the weight's channel count (anything else goes to burn, which reports it).
 fn options(conv: &Conv2d, x: &Tensor<4>) -> Option<ConvOptions<2>> {
-    let padding = match conv.padding {
-        PaddingConfig2d::Valid => [0, 0],
-        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
-            [top, left]
-        }
-        _ => return None,
-    };
+    let padding = symmetric(&conv.padding)?;
     let ([_, c_in, h, w], [_, w_in, kh, kw]) = (x.dims(), conv.weight.dims());
     let fits = |axis: usize, size: usize, k: usize| {
         size + 2 * padding[axis] > conv.dilation[axis] * (k - 1)
     };
     (conv.groups == 1 && c_in == w_in && fits(0, h, kh) && fits(1, w, kw))
         .then(|| ConvOptions::new(conv.stride, padding, conv.dilation, 1))
+}
+
+/// `[vertical, horizontal]` padding when `padding` is none or explicit and the same on both sides
+/// of each axis ("same" padding may be asymmetric and is left to burn).
+fn symmetric(padding: &PaddingConfig2d) -> Option<[usize; 2]> {
+    match *padding {
+        PaddingConfig2d::Valid => Some([0, 0]),
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+            Some([top, left])
+        }
+        _ => None,
+    }
 }
 
 /// [`conv2d`] on `Autodiff<B>` when `x` and `weight` live there and `B` handles them.
@@ -265,5 +352,16 @@ impl<B: Kernels> Backward<B, 3> for BatchNormBackward {
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         step::<B, _, 3>(ops, grads, |s, g| B::train_batch_norm_backward(s, g).map(Some));
+    }
+}
+
+#[derive(Debug)]
+struct MaxPool2dBackward;
+
+impl Backward<Flex, 1> for MaxPool2dBackward {
+    type State = flex::PoolSaved;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        step::<Flex, _, 1>(ops, grads, |s, g| [Some(flex::max_pool2d_backward(s, g))]);
     }
 }

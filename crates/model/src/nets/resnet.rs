@@ -5,7 +5,7 @@
 //! Stages are `layer1`..`layer4`; the stem (`conv1`, `bn1`, ReLU, 3×3/2 max pool) runs before
 //! `layer1`. ResNet-50 uses torchvision's "v1.5" bottleneck (stride on the 3×3 convolution).
 
-use crate::kernels::relu;
+use crate::kernels::{self, relu};
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -243,7 +243,7 @@ impl ResNet {
     /// - `x`: `[B, 3, H, W]` → `[B, 64, H/4, W/4]`
     pub fn stem(&self, x: Tensor<4>) -> Tensor<4> {
         let x = relu(conv_bn(&self.conv1, &self.bn1, x)); // [B, 64, H/2, W/2]
-        self.maxpool.forward(x) // [B, 64, H/4, W/4]
+        kernels::max_pool2d(&self.maxpool, x) // [B, 64, H/4, W/4]
     }
 
     /// Folds every eval-mode BatchNorm into its convolution ([`super::fold`]).

@@ -2,7 +2,7 @@
 //! BatchNorm and ReLU. `block1` convolves with stride 2; `block2`..`block4` start with a 2×2 max
 //! pool, so a 128 px input gives 64, 32, 16 and 8 px stage activations.
 
-use crate::kernels::relu;
+use crate::kernels::{self, relu};
 use burn::module::Module;
 use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
@@ -31,7 +31,7 @@ impl ConvBlock {
     /// - `x`: `[B, C_in, H, W]` → `[B, C_out, H/2, W/2]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = match &self.pool {
-            Some(pool) => pool.forward(x), // [B, C_in, H/2, W/2]
+            Some(pool) => kernels::max_pool2d(pool, x), // [B, C_in, H/2, W/2]
             None => x,
         };
         relu(conv_bn(&self.conv, &self.bn, x))
