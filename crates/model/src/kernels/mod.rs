@@ -21,7 +21,8 @@
 //! Where a kernel does not apply (gradient checkpointing, f64 on flex, a convolution with groups
 //! or asymmetric padding, a bias on the autodiff device, a max pool in ceil mode or with "same"
 //! padding) the functions are burn's own `Conv2d::forward` / `BatchNorm::forward` / `relu` /
-//! `MaxPool2d::forward`, so every caller can use them unconditionally. The tests check every kernel against burn's generic path on the same inputs.
+//! `MaxPool2d::forward`, so every caller can use them unconditionally. The tests check every
+//! kernel against burn's generic path on the same inputs.
 
 mod cpu;
 mod flex;
