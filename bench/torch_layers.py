@@ -1,6 +1,7 @@
 """PyTorch's side of crates/model/examples/layers.rs: milliseconds of the same layers at the same
 shapes (a 3×3 convolution forward, forward + backward for the input and weight gradients; a
-training-mode BatchNorm, ReLU and a 2×2 max pool forward + backward), eager CPU, N threads.
+training-mode BatchNorm forward + backward, an eval-mode BatchNorm forward, ReLU forward + backward
+and a 2×2 max pool forward, and forward + backward), eager CPU, N threads.
 
     .venv/bin/python bench/torch_layers.py [small-cnn|resnet18] [iters] [threads]
 """
@@ -29,13 +30,15 @@ def ms(f):
 
 
 print("| layer (batch × C_in × side → C_out, stride) | path | conv forward | conv forward + backward | "
-      "BatchNorm train forward + backward | ReLU forward + backward | max pool forward + backward |")
-print("|---|---|---:|---:|---:|---:|---:|")
+      "BatchNorm train forward + backward | BatchNorm eval forward | ReLU forward + backward | "
+      "max pool forward | max pool forward + backward |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
 for b, cin, side, cout, stride, pool in layers:
     side_in = side // 2 if pool else side
     side_out = side_in // stride
     conv = torch.nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
     bn = torch.nn.BatchNorm2d(cout)
+    bn_eval = torch.nn.BatchNorm2d(cout).eval()
     x = torch.randn(b, cin, side_in, side_in)
     x_ad = x.clone().requires_grad_()
     a = torch.randn(b, cout, side_out, side_out).requires_grad_()
@@ -54,10 +57,20 @@ for b, cin, side, cout, stride, pool in layers:
         conv.weight.grad = None
         conv(x_ad).sum().backward()
 
+    def bn_eval_fwd():
+        with torch.no_grad():
+            bn_eval(a)
+
+    def pool_fwd():
+        with torch.no_grad():
+            torch.nn.functional.max_pool2d(p, 2)
+
     def pool_fb():
         p.grad = None
         torch.nn.functional.max_pool2d(p, 2).sum().backward()
 
-    row = [ms(fwd), ms(fwd_bwd), ms(lambda: grad_of(bn, a)), ms(lambda: grad_of(torch.relu, a))]
-    cells = " | ".join(f"{v:.2f}" for v in row) + " | " + (f"{ms(pool_fb):.2f}" if pool else "–")
+    row = [ms(fwd), ms(fwd_bwd), ms(lambda: grad_of(bn, a)), ms(bn_eval_fwd),
+           ms(lambda: grad_of(torch.relu, a))]
+    pools = [f"{ms(pool_fwd):.2f}", f"{ms(pool_fb):.2f}"] if pool else ["–", "–"]
+    cells = " | ".join([f"{v:.2f}" for v in row] + pools)
     print(f"| {b} × {cin} × {side_in}² → {cout}, s{stride} | PyTorch {torch.__version__} | {cells} |")

@@ -1,9 +1,10 @@
-//! Where a training step's time goes, layer by layer: milliseconds of a convolution (forward;
-//! forward + backward for the input and weight gradients), a training-mode BatchNorm (forward +
-//! backward), ReLU and a 2×2 max pool (forward + backward) at the shapes of the small CNN's four
-//! blocks (96², batch 32) or ResNet-18's four stages (224², batch 16), through burn's modules
-//! and through the project's kernels (`embcam_model::kernels`). `bench/torch_layers.py` times the
-//! same layers in PyTorch; `results/bench-vs-pytorch.md` has both side by side.
+//! Where a network's time goes, layer by layer: milliseconds of a convolution (forward; forward +
+//! backward for the input and weight gradients), a BatchNorm (training mode forward + backward;
+//! eval mode forward), ReLU (forward + backward) and a 2×2 max pool (forward; forward + backward)
+//! at the shapes of the small CNN's four blocks (96², batch 32) or ResNet-18's four stages (224²,
+//! batch 16), through burn's modules and through the project's kernels (`embcam_model::kernels`).
+//! `bench/torch_layers.py` times the same layers in PyTorch; `results/bench-vs-pytorch.md` has
+//! both side by side.
 //!
 //! `cargo run -p embcam-model --example layers -- [flex|tch-cpu] [small-cnn|resnet18] [iters]`
 //!
@@ -12,6 +13,7 @@
 
 use std::time::Instant;
 
+use burn::module::Module;
 use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{BatchNormConfig, PaddingConfig2d, conv::Conv2dConfig};
 use burn::tensor::activation::relu;
@@ -59,9 +61,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let ad = device.clone().autodiff();
     println!(
-        "| layer (batch × C_in × side → C_out, stride) | path | conv forward | conv forward + backward | BatchNorm train forward + backward | ReLU forward + backward | max pool forward + backward |"
+        "| layer (batch × C_in × side → C_out, stride) | path | conv forward | conv forward + backward | BatchNorm train forward + backward | BatchNorm eval forward | ReLU forward + backward | max pool forward | max pool forward + backward |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for &(b, cin, side, cout, stride, pool) in layers {
         let side_in = if pool { side / 2 } else { side };
         let side_out = side_in / stride;
@@ -71,8 +73,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .with_bias(false);
         let (conv, conv_ad) = (cfg.init(&device), cfg.init(&ad));
         let bn = BatchNormConfig::new(cout).init(&ad);
+        let bn_eval = bn.valid();
         let normal = Distribution::Normal(0.0, 1.0);
         let x = Tensor::<4>::random([b, cin, side_in, side_in], normal, &device);
+        let a = Tensor::<4>::random([b, cout, side_out, side_out], normal, &device);
+        let p = Tensor::<4>::random([b, cin, side, side], normal, &device);
         let x_ad = Tensor::<4>::random([b, cin, side_in, side_in], normal, &ad).require_grad();
         let a_ad = Tensor::<4>::random([b, cout, side_out, side_out], normal, &ad).require_grad();
         let p_ad = Tensor::<4>::random([b, cin, side, side], normal, &ad).require_grad();
@@ -81,18 +86,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let g = (y * a.clone().detach()).sum().backward();
             sync(a.grad(&g).expect("gradient"));
         };
-        let pool_ms = if pool {
-            let p = MaxPool2dConfig::new([2, 2]).init();
-            format!(
-                "{:.2}",
-                ms(iters, || sync(
-                    p_ad.grad(&p.forward(p_ad.clone()).sum().backward()).expect("gradient")
-                ))
-            )
-        } else {
-            "–".into()
-        };
+        let max_pool = MaxPool2dConfig::new([2, 2]).init();
         for ours in [false, true] {
+            let pooled = |x: Tensor<4>| {
+                if ours { kernels::max_pool2d(&max_pool, x) } else { max_pool.forward(x) }
+            };
+            let [pool_fwd, pool_fwd_bwd] = if pool {
+                [
+                    ms(iters, || sync(pooled(p.clone()))),
+                    ms(iters, || {
+                        sync(p_ad.grad(&pooled(p_ad.clone()).sum().backward()).expect("gradient"))
+                    }),
+                ]
+                .map(|t| format!("{t:.2}"))
+            } else {
+                ["–".into(), "–".into()]
+            };
             let fwd = ms(iters, || {
                 sync(if ours { kernels::conv2d(&conv, x.clone()) } else { conv.forward(x.clone()) })
             });
@@ -114,12 +123,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 };
                 grad_of(y, &a_ad)
             });
+            let bn_eval_ms = ms(iters, || {
+                sync(if ours {
+                    kernels::batch_norm(&bn_eval, a.clone())
+                } else {
+                    bn_eval.forward(a.clone())
+                })
+            });
             let relu_ms = ms(iters, || {
                 grad_of(if ours { kernels::relu(a_ad.clone()) } else { relu(a_ad.clone()) }, &a_ad)
             });
             let path = if ours { "embcam kernels" } else { "burn modules" };
             println!(
-                "| {b} × {cin} × {side_in}² → {cout}, s{stride} | {path} | {fwd:.2} | {fwd_bwd:.2} | {bn_ms:.2} | {relu_ms:.2} | {pool_ms} |"
+                "| {b} × {cin} × {side_in}² → {cout}, s{stride} | {path} | {fwd:.2} | {fwd_bwd:.2} | {bn_ms:.2} | {bn_eval_ms:.2} | {relu_ms:.2} | {pool_fwd} | {pool_fwd_bwd} |"
             );
         }
     }

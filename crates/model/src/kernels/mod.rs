@@ -14,8 +14,8 @@
 //! `threshold_backward` for ReLU. `results/bench-vs-pytorch.md` has what each bought.
 //!
 //! Two more matter most for inference and explanations: flex's max pool ([`max_pool2d`], forward
-//! and backward: burn-flex's generic 3-D kernel took ≈ 12 of the small CNN's ≈ 21 ms inference
-//! batch), and eval-mode BatchNorm as the per-channel affine map it is (one pass on flex, two
+//! and backward: burn-flex's generic 3-D kernel took ≈ 15 of the small CNN's ≈ 21 ms inference
+//! batch, ours ≈ 2.6; `examples/layers.rs`), and eval-mode BatchNorm as the per-channel affine map it is (one pass on flex, two
 //! tensor operations elsewhere) instead of burn's four passes.
 //!
 //! Where a kernel does not apply (gradient checkpointing, f64 on flex, a convolution with groups
@@ -166,7 +166,7 @@ fn eval_batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
 
 /// `pool.forward(x)`; on flex (f32) the loops of `cpu.rs`, on the plain device and, with a
 /// backward of its own, on the autodiff device. burn-flex's max pool runs the generic 3-D
-/// kernel with per-output range arithmetic: ≈ 12 of the small CNN's ≈ 21 ms inference batch.
+/// kernel with per-output range arithmetic: ≈ 15 of the small CNN's ≈ 21 ms inference batch.
 /// Ceil mode, "same" or asymmetric padding and a window that could lie wholly in the padding
 /// take burn's path. Outputs, and gradients where windows do not overlap, are burn's to the bit
 /// (tested).
